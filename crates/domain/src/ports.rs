@@ -1,0 +1,189 @@
+//! Ports: one trait per outside concern. Adapters implement them; tests mock them
+//! (feature `mocks`). Every method documents what it must return when.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_core::Stream;
+
+use crate::error::{RepoError, StoreError};
+use crate::event::{Event, EventPatch, NewEvent, RemoveManagerOutcome};
+use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
+use crate::media::{Media, NewMedia};
+use crate::page::{Page, PageRequest};
+use crate::upload::{ChunkAdvance, Upload};
+
+/// A stream of bytes: a request body coming in, or a blob going out.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The time now. A port so that expiry is testable.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Stored media.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MediaRepository: Send + Sync {
+    /// # Errors
+    /// `Ok(None)` when no media `id` exists in `org` (also when it exists in another one).
+    async fn find(&self, org: &OrgId, id: MediaId) -> Result<Option<Media>, RepoError>;
+}
+
+/// Chunked uploads in progress.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UploadRepository: Send + Sync {
+    /// Stores a new upload (offset 0, no lease).
+    /// # Errors
+    /// `RepoError` when it cannot be written.
+    async fn create(&self, upload: &Upload) -> Result<(), RepoError>;
+
+    /// # Errors
+    /// `Ok(None)` when no upload has this id.
+    async fn find(&self, id: UploadId) -> Result<Option<Upload>, RepoError>;
+
+    /// Takes the upload's write lease if its offset is still `offset`, no media was made of
+    /// it and no unexpired lease is held. This is what keeps two chunks racing for one
+    /// offset from both being written.
+    /// # Errors
+    /// `Ok(false)` when the offset moved, the upload is complete or gone, or another
+    /// request holds the lease.
+    async fn acquire_lease(
+        &self,
+        id: UploadId,
+        offset: u64,
+        lease: uuid::Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// Records a written chunk (new offset, total, hash midstates) and releases the lease.
+    /// # Errors
+    /// `Ok(false)` when `lease` is no longer held (it expired and another took it).
+    async fn advance(&self, id: UploadId, lease: uuid::Uuid, advance: &ChunkAdvance) -> Result<bool, RepoError>;
+
+    /// Releases the lease without moving the offset (a chunk that failed).
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn release_lease(&self, id: UploadId, lease: uuid::Uuid) -> Result<(), RepoError>;
+
+    /// Creates the media of a finished upload and links it, in one transaction. When the
+    /// upload already has a media (a concurrent or repeated complete), stores nothing and
+    /// returns that media.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn complete(&self, id: UploadId, media: &NewMedia) -> Result<Media, RepoError>;
+
+    /// Deletes the upload's row. Deleting a missing upload is not an error.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn delete(&self, id: UploadId) -> Result<(), RepoError>;
+
+    /// Uploads that expired before `now`, at most `limit`, oldest first.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError>;
+}
+
+/// Events, their managers and their galleries.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventRepository: Send + Sync {
+    /// Creates an event with `manager` as its only manager.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn create(&self, event: &NewEvent, manager: &UserId) -> Result<Event, RepoError>;
+    /// # Errors
+    /// `Ok(None)` when no event `id` exists in `org`.
+    async fn find(&self, org: &OrgId, id: EventId) -> Result<Option<Event>, RepoError>;
+    /// The organization's events in id order.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn list(&self, org: &OrgId, page: PageRequest) -> Result<Page<Event>, RepoError>;
+    /// # Errors
+    /// `Ok(None)` when no event `id` exists in `org`.
+    async fn update(&self, org: &OrgId, id: EventId, patch: &EventPatch) -> Result<Option<Event>, RepoError>;
+    /// Deletes the event, its managers and its gallery entries (never the media).
+    /// # Errors
+    /// `Ok(false)` when no event `id` exists in `org`.
+    async fn delete(&self, org: &OrgId, id: EventId) -> Result<bool, RepoError>;
+    /// Adds a manager; adding one already there changes nothing.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn add_manager(&self, id: EventId, user: &UserId) -> Result<(), RepoError>;
+    /// Removes a manager unless it is the last one, checked in the same transaction.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn remove_manager(&self, id: EventId, user: &UserId) -> Result<RemoveManagerOutcome, RepoError>;
+    /// Appends a media to the gallery; a media already there stays where it is.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn add_to_gallery(&self, id: EventId, media: MediaId) -> Result<(), RepoError>;
+    /// Removes these media from the gallery in one transaction; ids not in it are ignored.
+    /// # Errors
+    /// `RepoError` when the database fails (then nothing is removed).
+    async fn remove_from_gallery(&self, id: EventId, media: &[MediaId]) -> Result<(), RepoError>;
+    /// A page of the gallery, in the order added.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn gallery(&self, id: EventId, page: PageRequest) -> Result<Page<Media>, RepoError>;
+}
+
+/// Writes one chunk's bytes into an upload's staging object.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ChunkWriter: Send {
+    /// # Errors
+    /// `StoreError` when the bytes cannot be written.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Makes the written bytes durable.
+    /// # Errors
+    /// `StoreError` when they cannot be flushed.
+    async fn finish(&mut self) -> Result<(), StoreError>;
+}
+
+/// Where bytes live: per-upload staging objects and content-addressed blobs (by sha256).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// A writer placing bytes into the upload's staging object from `offset` on.
+    /// # Errors
+    /// `StoreError` when the staging object cannot be opened.
+    async fn staging_writer(&self, upload: UploadId, offset: u64) -> Result<Box<dyn ChunkWriter>, StoreError>;
+    /// Up to `len` leading bytes of the staging object (or of the committed blob `sha256`
+    /// when the staging object was already committed).
+    /// # Errors
+    /// `NotFound` when neither exists.
+    async fn read_head(&self, upload: UploadId, sha256: &str, len: usize) -> Result<Vec<u8>, StoreError>;
+    /// Turns the first `size` bytes of the staging object into blob `sha256`. Idempotent:
+    /// when the blob already exists the staging object is dropped; when the staging object
+    /// is gone and the blob exists, it succeeds.
+    /// # Errors
+    /// `NotFound` when neither exists.
+    async fn commit_staging(&self, upload: UploadId, size: u64, sha256: &str) -> Result<(), StoreError>;
+    /// Removes a staging object; a missing one is not an error.
+    /// # Errors
+    /// `StoreError` when it cannot be removed.
+    async fn delete_staging(&self, upload: UploadId) -> Result<(), StoreError>;
+    /// Streams blob `sha256`, whole or `(start, length)`.
+    /// # Errors
+    /// `NotFound` when the blob does not exist.
+    async fn read(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError>;
+    /// Checks that the store answers.
+    /// # Errors
+    /// `Unavailable` when it does not.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

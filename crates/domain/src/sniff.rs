@@ -1,0 +1,115 @@
+//! Content sniffing: the content type comes from the bytes (magic numbers, via `infer`),
+//! never from the client; image dimensions come from the image header (via `image`).
+//! Also the file name sanitizer: a client's name is kept for display only.
+
+use std::io::Cursor;
+
+/// How many leading bytes sniffing needs: enough for magic numbers, and for the frame
+/// header of a JPEG that carries a large EXIF block first.
+pub const SNIFF_BYTES: usize = 256 * 1024;
+
+/// The sniffed content type and, for raster images, the dimensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sniffed {
+    pub content_type: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Sniffs the leading bytes of a file.
+#[must_use]
+pub fn sniff(head: &[u8]) -> Sniffed {
+    let content_type = content_type(head);
+    let (width, height) = if content_type.starts_with("image/") && content_type != "image/svg+xml" {
+        dimensions(head).map_or((None, None), |(w, h)| (Some(w), Some(h)))
+    } else {
+        (None, None)
+    };
+    Sniffed { content_type, width, height }
+}
+
+fn content_type(head: &[u8]) -> String {
+    if let Some(t) = infer::get(head) {
+        if t.matcher_type() != infer::MatcherType::Text {
+            return t.mime_type().to_owned();
+        }
+    }
+    // Markup that a browser would run is named for what it is, so that it is never served
+    // inline. `infer` knows little of text formats (it calls SVG `text/xml`).
+    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]).to_ascii_lowercase();
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.contains("<svg") {
+        return "image/svg+xml".to_owned();
+    }
+    if trimmed.starts_with("<!doctype html") || trimmed.starts_with("<html") || trimmed.contains("<script") {
+        return "text/html".to_owned();
+    }
+    if trimmed.starts_with("<?xml") {
+        return "application/xml".to_owned();
+    }
+    if !head.is_empty() && std::str::from_utf8(head).is_ok() {
+        return "text/plain".to_owned();
+    }
+    "application/octet-stream".to_owned()
+}
+
+fn dimensions(head: &[u8]) -> Option<(u32, u32)> {
+    image::ImageReader::new(Cursor::new(head)).with_guessed_format().ok()?.into_dimensions().ok()
+}
+
+/// A display-safe file name: the last path component, without control characters,
+/// quotes or path separators, at most 200 bytes; `"upload"` when nothing is left.
+#[must_use]
+pub fn sanitize_filename(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut out = String::new();
+    for c in last.chars() {
+        if c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | ':' | '*' | '?' | '|' | ';' | '%') {
+            out.push('_');
+        } else {
+            out.push(c);
+        }
+        if out.len() >= 200 {
+            break;
+        }
+    }
+    let out = out.trim().trim_start_matches('.').trim().to_owned();
+    if out.is_empty() {
+        "upload".to_owned()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_png_is_known_by_its_bytes_and_measured() -> Result<(), image::ImageError> {
+        let mut png = Cursor::new(Vec::new());
+        image::RgbImage::new(3, 2).write_to(&mut png, image::ImageFormat::Png)?;
+        let s = sniff(png.get_ref());
+        assert_eq!(s.content_type, "image/png");
+        assert_eq!((s.width, s.height), (Some(3), Some(2)));
+        Ok(())
+    }
+
+    #[test]
+    fn svg_and_html_are_named_for_what_they_are() {
+        assert_eq!(sniff(b"<?xml version=\"1.0\"?><svg xmlns=\"x\"></svg>").content_type, "image/svg+xml");
+        assert_eq!(sniff(b"<!DOCTYPE html><html></html>").content_type, "text/html");
+        assert_eq!(sniff(b"just words").content_type, "text/plain");
+        assert_eq!(sniff(&[0xff, 0x00, 0x13, 0x37]).content_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn file_names_lose_paths_and_dangerous_characters() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("C:\\Users\\me\\photo.jpg"), "photo.jpg");
+        assert_eq!(sanitize_filename("a\"b\r\nc.png"), "a_b__c.png");
+        assert_eq!(sanitize_filename("..."), "upload");
+        assert_eq!(sanitize_filename(""), "upload");
+        assert!(sanitize_filename(&"x".repeat(1000)).len() <= 200);
+    }
+}

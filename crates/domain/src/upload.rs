@@ -1,0 +1,708 @@
+//! The resumable chunked upload: start with a first chunk, append chunks at the current
+//! offset, ask for the offset, abandon, and complete into a [`Media`].
+//!
+//! Bytes stream from the request straight into the upload's staging object; SHA-256 and
+//! MD5 are computed on the way and their midstates stored after each chunk, so complete
+//! never re-reads the file and any instance can take the next chunk. A write lease in the
+//! upload's row keeps two chunks racing for one offset from both being written.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+
+use crate::actor::{Actor, Permission};
+use crate::error::{Forbidden, RepoError, StoreError};
+use crate::hashing::Hashes;
+use crate::ids::{MediaId, OrgId, UploadId, UserId};
+use crate::media::{Media, MediaKind, NewMedia};
+use crate::ports::{BlobStore, ByteStream, Clock, UploadRepository};
+use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
+
+/// How long a chunk may hold an upload's write lease before another request may take it
+/// (a crashed instance's lease expires).
+const LEASE_SECS: i64 = 600;
+
+/// An upload in progress (or completed: then `media` is set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: UploadId,
+    pub org: OrgId,
+    pub user: UserId,
+    pub filename: String,
+    pub offset: u64,
+    pub total: Option<u64>,
+    pub sha256_state: Vec<u8>,
+    pub md5_state: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub media: Option<MediaId>,
+}
+
+/// What a written chunk changes in its upload's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkAdvance {
+    pub offset: u64,
+    pub total: Option<u64>,
+    pub sha256_state: Vec<u8>,
+    pub md5_state: Vec<u8>,
+}
+
+/// Where a chunk goes, from `Content-Range: bytes START-END/TOTAL` (END inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRange {
+    pub start: u64,
+    pub end: u64,
+    pub total: Option<u64>,
+}
+
+impl ChunkRange {
+    /// # Errors
+    /// A message naming what is wrong when END < START or END >= TOTAL.
+    pub fn new(start: u64, end: u64, total: Option<u64>) -> Result<Self, &'static str> {
+        if end < start {
+            return Err("Content-Range end is before its start");
+        }
+        if total.is_some_and(|t| end >= t) {
+            return Err("Content-Range end is not below the total");
+        }
+        Ok(Self { start, end, total })
+    }
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Configurable limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub max_chunk_bytes: u64,
+    pub max_upload_bytes: u64,
+    pub ttl: Duration,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self { max_chunk_bytes: 16 << 20, max_upload_bytes: 5 << 30, ttl: Duration::hours(24) }
+    }
+}
+
+/// A checksum the client asks complete to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    Md5(String),
+    Sha256(String),
+}
+
+/// Errors of sending a chunk.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("upload not found")]
+    NotFound,
+    #[error("upload expired")]
+    Expired,
+    #[error("upload already completed")]
+    Completed,
+    #[error("chunk starts at {start} but the upload's offset is {offset}")]
+    OffsetMismatch { start: u64, offset: u64 },
+    #[error("another chunk is being written at offset {offset}")]
+    Busy { offset: u64 },
+    #[error("{0}")]
+    BadRange(&'static str),
+    #[error("chunk body has {got} bytes, Content-Range says {expected}")]
+    LengthMismatch { expected: u64, got: u64, offset: u64 },
+    #[error("chunk is larger than the limit of {limit} bytes")]
+    ChunkTooLarge { limit: u64 },
+    #[error("upload would be larger than the limit of {limit} bytes")]
+    UploadTooLarge { limit: u64 },
+    #[error("total size {got} differs from the upload's total {expected}")]
+    TotalMismatch { expected: u64, got: u64 },
+    #[error("stored upload state is corrupt")]
+    Corrupt,
+    #[error(transparent)]
+    Repository(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors of asking for or abandoning an upload.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("upload not found")]
+    NotFound,
+    #[error("upload expired")]
+    Expired,
+    #[error(transparent)]
+    Repository(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors of completing an upload.
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteError {
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("upload not found")]
+    NotFound,
+    #[error("upload expired")]
+    Expired,
+    #[error("upload is empty")]
+    Empty,
+    #[error("upload has {offset} of {total} bytes")]
+    Incomplete { offset: u64, total: u64 },
+    #[error("{algorithm} checksum does not match the uploaded bytes")]
+    ChecksumMismatch { algorithm: &'static str, offset: u64 },
+    #[error("stored upload state is corrupt")]
+    Corrupt,
+    #[error(transparent)]
+    Repository(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The chunked upload use cases.
+pub struct UploadService {
+    uploads: Arc<dyn UploadRepository>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    limits: UploadLimits,
+}
+
+enum Access {
+    Ok(Upload),
+    NotFound,
+    Forbidden,
+    Expired,
+}
+
+impl UploadService {
+    #[must_use]
+    pub fn new(
+        uploads: Arc<dyn UploadRepository>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        limits: UploadLimits,
+    ) -> Self {
+        Self { uploads, blobs, clock, limits }
+    }
+
+    #[must_use]
+    pub fn limits(&self) -> UploadLimits {
+        self.limits
+    }
+
+    /// Starts an upload with its first chunk. Without a range the body is the first chunk,
+    /// placed at 0.
+    ///
+    /// # Errors
+    /// `Forbidden` without `media:write`; `BadRange` when the range does not start at 0;
+    /// the size and length errors of [`Self::append`].
+    pub async fn start(
+        &self,
+        actor: &Actor,
+        filename: &str,
+        range: Option<ChunkRange>,
+        body: ByteStream,
+    ) -> Result<Upload, ChunkError> {
+        actor.require(&[Permission::MediaWrite])?;
+        if let Some(r) = range {
+            if r.start != 0 {
+                return Err(ChunkError::BadRange("the first chunk must start at byte 0"));
+            }
+        }
+        self.check_size(range, None)?;
+        let now = self.clock.now();
+        let (sha256_state, md5_state) = Hashes::default().to_state();
+        let upload = Upload {
+            id: UploadId::random(),
+            org: actor.org().clone(),
+            user: actor.user().clone(),
+            filename: sanitize_filename(filename),
+            offset: 0,
+            total: range.and_then(|r| r.total),
+            sha256_state,
+            md5_state,
+            created_at: now,
+            expires_at: now + self.limits.ttl,
+            media: None,
+        };
+        self.uploads.create(&upload).await?;
+        self.write_chunk(upload, range, body).await
+    }
+
+    /// Appends a chunk at the upload's offset.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown upload or one of another organization; `Forbidden` when
+    /// the actor did not start it; `Expired` (410) past its lifetime; `Completed` once
+    /// completed; `OffsetMismatch` when the chunk does not start at the offset (a retry of
+    /// the chunk that ends at the offset is not an error: it answers the upload unchanged);
+    /// `Busy` when another chunk is being written; `ChunkTooLarge`/`UploadTooLarge` over a
+    /// limit; `LengthMismatch` when the body is shorter or longer than its range.
+    pub async fn append(
+        &self,
+        actor: &Actor,
+        id: UploadId,
+        range: ChunkRange,
+        body: ByteStream,
+    ) -> Result<Upload, ChunkError> {
+        let upload = match self.access(actor, id).await? {
+            Access::Ok(u) => u,
+            Access::NotFound => return Err(ChunkError::NotFound),
+            Access::Forbidden => {
+                return Err(Forbidden::rule("only the user who started an upload may send to it").into())
+            }
+            Access::Expired => return Err(ChunkError::Expired),
+        };
+        if upload.media.is_some() {
+            return Err(ChunkError::Completed);
+        }
+        if range.start != upload.offset {
+            if range.end + 1 == upload.offset {
+                // A retry of the chunk that was appended last, whose answer was lost.
+                return Ok(upload);
+            }
+            return Err(ChunkError::OffsetMismatch { start: range.start, offset: upload.offset });
+        }
+        if let (Some(expected), Some(got)) = (upload.total, range.total) {
+            if expected != got {
+                return Err(ChunkError::TotalMismatch { expected, got });
+            }
+        }
+        self.check_size(Some(range), upload.total)?;
+        self.write_chunk(upload, Some(range), body).await
+    }
+
+    fn check_size(&self, range: Option<ChunkRange>, total: Option<u64>) -> Result<(), ChunkError> {
+        let Some(r) = range else { return Ok(()) };
+        if r.len() > self.limits.max_chunk_bytes {
+            return Err(ChunkError::ChunkTooLarge { limit: self.limits.max_chunk_bytes });
+        }
+        let total = r.total.or(total);
+        if r.end + 1 > self.limits.max_upload_bytes || total.is_some_and(|t| t > self.limits.max_upload_bytes) {
+            return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
+        }
+        Ok(())
+    }
+
+    async fn write_chunk(
+        &self,
+        upload: Upload,
+        range: Option<ChunkRange>,
+        body: ByteStream,
+    ) -> Result<Upload, ChunkError> {
+        let lease = uuid::Uuid::new_v4();
+        let now = self.clock.now();
+        if !self
+            .uploads
+            .acquire_lease(upload.id, upload.offset, lease, now + Duration::seconds(LEASE_SECS), now)
+            .await?
+        {
+            let offset = self.uploads.find(upload.id).await?.map_or(upload.offset, |u| u.offset);
+            return Err(ChunkError::Busy { offset });
+        }
+        let written = self.stream_into_staging(&upload, range, body).await;
+        match written {
+            Ok(advance) => {
+                if !self.uploads.advance(upload.id, lease, &advance).await? {
+                    return Err(ChunkError::Busy { offset: upload.offset });
+                }
+                Ok(Upload {
+                    offset: advance.offset,
+                    total: advance.total,
+                    sha256_state: advance.sha256_state,
+                    md5_state: advance.md5_state,
+                    ..upload
+                })
+            }
+            Err(e) => {
+                self.uploads.release_lease(upload.id, lease).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream_into_staging(
+        &self,
+        upload: &Upload,
+        range: Option<ChunkRange>,
+        mut body: ByteStream,
+    ) -> Result<ChunkAdvance, ChunkError> {
+        let mut hashes =
+            Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
+        let expected = range.map(|r| r.len());
+        let chunk_limit = self.limits.max_chunk_bytes;
+        let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
+        let mut writer = self.blobs.staging_writer(upload.id, upload.offset).await?;
+        let mut got: u64 = 0;
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(StoreError::Body)?;
+            got += piece.len() as u64;
+            if let Some(e) = expected {
+                if got > e {
+                    return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
+                }
+            }
+            if got > chunk_limit {
+                return Err(ChunkError::ChunkTooLarge { limit: chunk_limit });
+            }
+            if got > upload_room {
+                return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
+            }
+            hashes.update(&piece);
+            writer.write(&piece).await?;
+        }
+        if let Some(e) = expected {
+            if got != e {
+                return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
+            }
+        }
+        writer.finish().await?;
+        let (sha256_state, md5_state) = hashes.to_state();
+        Ok(ChunkAdvance {
+            offset: upload.offset + got,
+            total: upload.total.or(range.and_then(|r| r.total)),
+            sha256_state,
+            md5_state,
+        })
+    }
+
+    async fn access(&self, actor: &Actor, id: UploadId) -> Result<Access, RepoError> {
+        let Some(upload) = self.uploads.find(id).await? else { return Ok(Access::NotFound) };
+        if upload.org != *actor.org() {
+            return Ok(Access::NotFound);
+        }
+        if upload.user != *actor.user() {
+            return Ok(Access::Forbidden);
+        }
+        if upload.media.is_none() && upload.expires_at <= self.clock.now() {
+            return Ok(Access::Expired);
+        }
+        Ok(Access::Ok(upload))
+    }
+
+    /// The upload as stored: its offset tells a client where to resume.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Expired` as for [`Self::append`].
+    pub async fn status(&self, actor: &Actor, id: UploadId) -> Result<Upload, UploadError> {
+        match self.access(actor, id).await? {
+            Access::Ok(u) => Ok(u),
+            Access::NotFound => Err(UploadError::NotFound),
+            Access::Forbidden => Err(Forbidden::rule("only the user who started an upload may see it").into()),
+            Access::Expired => Err(UploadError::Expired),
+        }
+    }
+
+    /// Abandons an upload: its staging bytes and row are removed.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden` as for [`Self::append`] (an expired upload can be abandoned).
+    pub async fn abandon(&self, actor: &Actor, id: UploadId) -> Result<(), UploadError> {
+        let upload = match self.access(actor, id).await? {
+            Access::Ok(u) => u,
+            Access::Expired => self.uploads.find(id).await?.ok_or(UploadError::NotFound)?,
+            Access::NotFound => return Err(UploadError::NotFound),
+            Access::Forbidden => {
+                return Err(Forbidden::rule("only the user who started an upload may abandon it").into())
+            }
+        };
+        // Row first: once it is gone no chunk can be appended, so the staging bytes can go.
+        self.uploads.delete(upload.id).await?;
+        if upload.media.is_none() {
+            self.blobs.delete_staging(upload.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Completes an upload into a media: checks the checksum when one is given, sniffs
+    /// the content type and dimensions, moves the bytes into the content-addressed store
+    /// and records the media. Completing again answers the same media.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Expired` as for [`Self::append`]; `ChecksumMismatch` when
+    /// the bytes do not match (the upload stays resumable); `Empty` with no bytes;
+    /// `Incomplete` when a total was announced and not reached.
+    pub async fn complete(
+        &self,
+        actor: &Actor,
+        id: UploadId,
+        checksum: Option<Checksum>,
+    ) -> Result<Media, CompleteError> {
+        let upload = match self.access(actor, id).await? {
+            Access::Ok(u) => u,
+            Access::NotFound => return Err(CompleteError::NotFound),
+            Access::Forbidden => {
+                return Err(Forbidden::rule("only the user who started an upload may complete it").into())
+            }
+            Access::Expired => return Err(CompleteError::Expired),
+        };
+        let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| CompleteError::Corrupt)?;
+        let (sha256, md5) = hashes.finish();
+        if upload.media.is_none() {
+            if upload.offset == 0 {
+                return Err(CompleteError::Empty);
+            }
+            if let Some(total) = upload.total.filter(|t| *t != upload.offset) {
+                return Err(CompleteError::Incomplete { offset: upload.offset, total });
+            }
+        }
+        match &checksum {
+            Some(Checksum::Md5(m)) if !m.eq_ignore_ascii_case(&md5) => {
+                return Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: upload.offset })
+            }
+            Some(Checksum::Sha256(s)) if !s.eq_ignore_ascii_case(&sha256) => {
+                return Err(CompleteError::ChecksumMismatch { algorithm: "sha256", offset: upload.offset })
+            }
+            _ => {}
+        }
+        let head_len = usize::try_from(upload.offset).map_or(SNIFF_BYTES, |o| o.min(SNIFF_BYTES));
+        let head = self.blobs.read_head(upload.id, &sha256, head_len).await?;
+        let sniffed = sniff(&head);
+        // Bytes first, row second: a crash in between leaves a blob without a media, which
+        // gc collects; never a media without its blob.
+        self.blobs.commit_staging(upload.id, upload.offset, &sha256).await?;
+        let new = NewMedia {
+            uuid: uuid::Uuid::new_v4(),
+            org: upload.org.clone(),
+            uploaded_by: upload.user.clone(),
+            filename: upload.filename.clone(),
+            kind: MediaKind::of_content_type(&sniffed.content_type),
+            content_type: sniffed.content_type,
+            size: upload.offset,
+            sha256,
+            md5,
+            width: sniffed.width,
+            height: sniffed.height,
+            created_at: self.clock.now(),
+        };
+        Ok(self.uploads.complete(upload.id, &new).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockBlobStore, MockChunkWriter, MockClock, MockUploadRepository};
+    use bytes::Bytes;
+    use chrono::TimeZone;
+    use mockall::predicate::eq;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap_or_default()
+    }
+
+    fn clock() -> Arc<dyn Clock> {
+        let mut c = MockClock::new();
+        c.expect_now().returning(now);
+        Arc::new(c)
+    }
+
+    fn actor(user: &str, perms: &[Permission]) -> Result<Actor, crate::ids::InvalidId> {
+        Ok(Actor::new(UserId::new(user)?, OrgId::new("acme")?, perms.iter().copied()))
+    }
+
+    fn body(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<Result<Bytes, std::io::Error>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    fn upload(offset: u64) -> Result<Upload, crate::ids::InvalidId> {
+        let mut h = Hashes::default();
+        h.update(&b"0123456789"[..usize::try_from(offset).unwrap_or(0).min(10)]);
+        let (s, m) = h.to_state();
+        Ok(Upload {
+            id: UploadId::random(),
+            org: OrgId::new("acme")?,
+            user: UserId::new("u-1")?,
+            filename: "a.bin".into(),
+            offset,
+            total: None,
+            sha256_state: s,
+            md5_state: m,
+            created_at: now(),
+            expires_at: now() + Duration::hours(1),
+            media: None,
+        })
+    }
+
+    fn service(repo: MockUploadRepository, blobs: MockBlobStore) -> UploadService {
+        UploadService::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            UploadLimits { max_chunk_bytes: 8, max_upload_bytes: 20, ..UploadLimits::default() },
+        )
+    }
+
+    #[tokio::test]
+    async fn starting_an_upload_needs_media_write() -> TestResult {
+        let svc = service(MockUploadRepository::new(), MockBlobStore::new());
+        let err = svc.start(&actor("u-1", &[Permission::MediaRead])?, "a", None, body(&[b"x"])).await;
+        assert!(matches!(err, Err(ChunkError::Forbidden(f)) if f.missing == vec![Permission::MediaWrite]));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_chunk_at_the_wrong_offset_is_refused_and_writes_nothing() -> TestResult {
+        let up = upload(4)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().with(eq(id)).returning(move |_| Ok(Some(up.clone())));
+        // No lease taken, no writer opened: the mocks would panic on an unexpected call.
+        let svc = service(repo, MockBlobStore::new());
+        let r = ChunkRange::new(6, 7, None)?;
+        let err = svc.append(&actor("u-1", &[])?, id, r, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::OffsetMismatch { start: 6, offset: 4 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn resending_the_last_chunk_answers_the_same_offset() -> TestResult {
+        let up = upload(4)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        let svc = service(repo, MockBlobStore::new());
+        let got = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(2, 3, None)?, body(&[b"23"])).await?;
+        assert_eq!(got.offset, 4);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn another_users_upload_is_forbidden_and_another_orgs_is_not_found() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        let svc = service(repo, MockBlobStore::new());
+        let r = ChunkRange::new(0, 0, None)?;
+        let other_user = svc.append(&actor("u-2", &[])?, id, r, body(&[b"x"])).await;
+        assert!(matches!(other_user, Err(ChunkError::Forbidden(_))));
+        let stranger = Actor::new(UserId::new("u-1")?, OrgId::new("beta")?, []);
+        assert!(matches!(svc.append(&stranger, id, r, body(&[b"x"])).await, Err(ChunkError::NotFound)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_its_range_releases_the_lease_and_keeps_the_offset() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().returning(|_, _, _, _, _| Ok(true));
+        repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
+        repo.expect_advance().never();
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_staging_writer().returning(|_, _| {
+            let mut w = MockChunkWriter::new();
+            w.expect_write().returning(|_| Ok(()));
+            Ok(Box::new(w))
+        });
+        let svc = service(repo, blobs);
+        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 4, None)?, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::LengthMismatch { expected: 5, got: 2, offset: 0 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_chunk_over_the_limit_is_too_large() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        let svc = service(repo, MockBlobStore::new());
+        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 8, None)?, body(&[b"123456789"])).await;
+        assert!(matches!(err, Err(ChunkError::ChunkTooLarge { limit: 8 })));
+        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 3, Some(21))?, body(&[b"1234"])).await;
+        assert!(matches!(err, Err(ChunkError::UploadTooLarge { limit: 20 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_for_the_offset_is_busy() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().returning(|_, _, _, _, _| Ok(false));
+        let svc = service(repo, MockBlobStore::new());
+        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::Busy { offset: 0 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_expired_upload_is_gone() -> TestResult {
+        let mut up = upload(0)?;
+        up.expires_at = now() - Duration::seconds(1);
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        let svc = service(repo, MockBlobStore::new());
+        assert!(matches!(svc.status(&actor("u-1", &[])?, id).await, Err(UploadError::Expired)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_checksum_mismatch_leaves_the_upload_resumable() -> TestResult {
+        let up = upload(10)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_complete().never();
+        let svc = service(repo, MockBlobStore::new());
+        let err = svc.complete(&actor("u-1", &[])?, id, Some(Checksum::Md5("00".into()))).await;
+        assert!(matches!(err, Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: 10 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn completing_commits_the_bytes_before_recording_the_media() -> TestResult {
+        let up = upload(10)?;
+        let id = up.id;
+        let mut seq = mockall::Sequence::new();
+        let mut repo = MockUploadRepository::new();
+        let mut blobs = MockBlobStore::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        blobs.expect_read_head().returning(|_, _, _| Ok(b"0123456789".to_vec()));
+        blobs.expect_commit_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(()));
+        repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, new| {
+            Ok(Media {
+                id: MediaId::new(1).unwrap_or_else(|_| unreachable!()),
+                uuid: new.uuid,
+                org: new.org.clone(),
+                uploaded_by: new.uploaded_by.clone(),
+                filename: new.filename.clone(),
+                content_type: new.content_type.clone(),
+                size: new.size,
+                sha256: new.sha256.clone(),
+                md5: new.md5.clone(),
+                kind: new.kind,
+                width: new.width,
+                height: new.height,
+                created_at: new.created_at,
+            })
+        });
+        let svc = service(repo, blobs);
+        let sha = "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882";
+        let media = svc.complete(&actor("u-1", &[])?, id, Some(Checksum::Sha256(sha.into()))).await?;
+        assert_eq!(media.sha256, sha);
+        assert_eq!(media.md5, "781e5e245d69b566979b86e28d23f2c7");
+        assert_eq!(media.content_type, "text/plain");
+        assert_eq!(media.size, 10);
+        Ok(())
+    }
+}
