@@ -1,1 +1,17 @@
-//! mediabox persistence
+//! mediabox-persistence: diesel adapters of the domain's repository ports, over one
+//! `MultiConnection` that speaks SQLite and PostgreSQL. Every call runs on the blocking
+//! pool through [`Db`]; transactions live where the domain's atomic rules are.
+
+mod connection;
+mod event_repo;
+mod media_repo;
+mod rows;
+mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod upload_repo;
+
+pub use connection::{AnyConnection, ConnectError, Db};
+pub use event_repo::DieselEventRepository;
+pub use media_repo::DieselMediaRepository;
+pub use upload_repo::DieselUploadRepository;

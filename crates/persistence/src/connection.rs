@@ -1,0 +1,247 @@
+//! The connection pool and the one helper every query goes through: it takes a pooled
+//! connection on the blocking thread pool, so async workers never wait on the database.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use mediabox_domain::RepoError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// One connection to either backend. `Sqlite` comes last: establish tries variants in
+/// order and SQLite would accept any string as a path.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL (expected sqlite://PATH or postgres://...)")]
+    BadUrl,
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(String),
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, ConnectError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(path.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            Ok(Self::Sqlite(path.to_owned()))
+        } else {
+            Err(ConnectError::BadUrl)
+        }
+    }
+}
+
+/// An r2d2 manager that builds the concrete connection from the URL's scheme, so that a
+/// bad PostgreSQL URL fails fast with its own error.
+#[derive(Debug)]
+struct Manager(Target);
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match &self.0 {
+            Target::Postgres(url) => {
+                PgConnection::establish(url).map(AnyConnection::Postgresql).map_err(r2d2::Error::ConnectionError)
+            }
+            Target::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// The database: a pool plus, on SQLite, a process-wide writer lock (SQLite has one
+/// writer; taking turns here avoids `SQLITE_BUSY` on lock upgrades inside transactions).
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("sqlite", &self.writer.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Inside a transaction: a diesel error, or a rule that asks for a rollback.
+#[derive(Debug)]
+pub(crate) enum TxError<E> {
+    Db(DieselError),
+    Rollback(E),
+}
+
+impl<E> From<DieselError> for TxError<E> {
+    fn from(e: DieselError) -> Self {
+        TxError::Db(e)
+    }
+}
+
+pub(crate) fn repo_error(e: DieselError) -> RepoError {
+    match &e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+        | DieselError::BrokenTransactionManager => RepoError::Unavailable(Box::new(e)),
+        _ => RepoError::Other(Box::new(e)),
+    }
+}
+
+impl Db {
+    /// Opens a pool on `url` (`sqlite://PATH` or `postgres://...`) and checks that one
+    /// connection can be made. Waiting for a connection gives up after `timeout`, so a
+    /// database that went away answers errors quickly instead of hanging requests.
+    ///
+    /// # Errors
+    /// [`ConnectError`] for an unknown scheme or when no connection can be made.
+    pub fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<Self, ConnectError> {
+        let target = Target::parse(url)?;
+        let sqlite = matches!(target, Target::Sqlite(_));
+        if let Target::Sqlite(path) = &target {
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| ConnectError::Connect(e.to_string()))?;
+            }
+        }
+        let manager = Manager(target);
+        // Prove the URL works before building the pool: errors come back at once and whole.
+        manager.connect().map_err(|e| ConnectError::Connect(e.to_string()))?;
+        let pool = Pool::builder()
+            .max_size(max_connections)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .build_unchecked(manager);
+        Ok(Self { pool, writer: sqlite.then(|| Arc::new(Mutex::new(()))) })
+    }
+
+    /// Whether this is the SQLite backend.
+    #[must_use]
+    pub fn is_sqlite(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Applies pending migrations (under an advisory lock on PostgreSQL, so several
+    /// instances starting at once take turns).
+    ///
+    /// # Errors
+    /// [`ConnectError::Migrate`] when a migration fails.
+    pub fn migrate(&self) -> Result<usize, ConnectError> {
+        let mut conn = self.pool.get().map_err(|e| ConnectError::Connect(e.to_string()))?;
+        let applied = match &mut *conn {
+            AnyConnection::Postgresql(c) => {
+                c.batch_execute("SELECT pg_advisory_lock(727272)").map_err(|e| ConnectError::Migrate(e.to_string()))?;
+                let r = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
+                c.batch_execute("SELECT pg_advisory_unlock(727272)")
+                    .map_err(|e| ConnectError::Migrate(e.to_string()))?;
+                r
+            }
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        };
+        applied.map_err(|e| ConnectError::Migrate(e.to_string()))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    ///
+    /// # Errors
+    /// `Unavailable` when no connection comes within the timeout or the connection
+    /// broke; `Other` for any other database error.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
+            f(&mut conn).map_err(repo_error)
+        })
+        .await;
+        match joined {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(RepoError::Other(Box::new(e))),
+        }
+    }
+
+    /// Runs `f` in one write transaction. `Err(TxError::Rollback(e))` from `f` rolls back
+    /// and comes back as `Ok(Err(e))`.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<Result<T, E>, RepoError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, TxError<E>> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        self.run(move |conn| {
+            let _turn = writer.as_ref().map(|w| w.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            match conn.transaction::<T, TxError<E>, _>(f) {
+                Ok(v) => Ok(Ok(v)),
+                Err(TxError::Rollback(e)) => Ok(Err(e)),
+                Err(TxError::Db(e)) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` in one write transaction; any error rolls it back.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub(crate) async fn tx<T, F>(&self, f: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
+    {
+        self.write::<T, std::convert::Infallible, _>(move |c| f(c).map_err(TxError::Db))
+            .await
+            .map(|r| r.unwrap_or_else(|never| match never {}))
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    pub async fn ping(&self) -> Result<(), RepoError> {
+        self.run(|c| diesel::sql_query("SELECT 1").execute(c).map(|_| ())).await
+    }
+}

@@ -1,0 +1,241 @@
+//! Row types and their conversion to and from domain entities. A row that breaks a
+//! domain invariant is a database error, never a panic.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use mediabox_domain::event::Event;
+use mediabox_domain::ids::InvalidId;
+use mediabox_domain::media::{Media, MediaKind, NewMedia};
+use mediabox_domain::upload::Upload;
+use mediabox_domain::{EventId, MediaId, OrgId, UploadId, UserId};
+
+use crate::schema::{events, media, uploads};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RowError {
+    #[error(transparent)]
+    Id(#[from] InvalidId),
+    #[error("bad value in column {0}")]
+    Value(&'static str),
+}
+
+impl From<RowError> for diesel::result::Error {
+    fn from(e: RowError) -> Self {
+        diesel::result::Error::DeserializationError(Box::new(e))
+    }
+}
+
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn to_u32(v: Option<i32>, col: &'static str) -> Result<Option<u32>, RowError> {
+    v.map(|x| u32::try_from(x).map_err(|_| RowError::Value(col))).transpose()
+}
+
+fn to_u64(v: i64, col: &'static str) -> Result<u64, RowError> {
+    u64::try_from(v).map_err(|_| RowError::Value(col))
+}
+
+pub(crate) fn to_i64(v: u64) -> Result<i64, diesel::result::Error> {
+    i64::try_from(v).map_err(|_| RowError::Value("integer out of range").into())
+}
+
+#[derive(Debug, Queryable)]
+pub(crate) struct MediaRow {
+    id: i64,
+    uuid: String,
+    org: String,
+    uploaded_by: String,
+    filename: String,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    md5: String,
+    kind: String,
+    width: Option<i32>,
+    height: Option<i32>,
+    created_at: NaiveDateTime,
+}
+
+impl TryFrom<MediaRow> for Media {
+    type Error = RowError;
+    fn try_from(r: MediaRow) -> Result<Self, RowError> {
+        Ok(Media {
+            id: MediaId::new(r.id)?,
+            uuid: uuid::Uuid::parse_str(&r.uuid).map_err(|_| RowError::Value("media.uuid"))?,
+            org: OrgId::new(r.org)?,
+            uploaded_by: UserId::new(r.uploaded_by)?,
+            filename: r.filename,
+            content_type: r.content_type,
+            size: to_u64(r.size, "media.size")?,
+            sha256: r.sha256,
+            md5: r.md5,
+            kind: MediaKind::parse(&r.kind),
+            width: to_u32(r.width, "media.width")?,
+            height: to_u32(r.height, "media.height")?,
+            created_at: utc(r.created_at),
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = media)]
+pub(crate) struct NewMediaRow {
+    uuid: String,
+    org: String,
+    uploaded_by: String,
+    filename: String,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    md5: String,
+    kind: String,
+    width: Option<i32>,
+    height: Option<i32>,
+    created_at: NaiveDateTime,
+}
+
+impl NewMediaRow {
+    pub(crate) fn from_domain(m: &NewMedia) -> Result<Self, diesel::result::Error> {
+        let dim = |v: Option<u32>| v.map(|x| i32::try_from(x).map_err(|_| RowError::Value("dimension"))).transpose();
+        Ok(Self {
+            uuid: m.uuid.to_string(),
+            org: m.org.as_str().to_owned(),
+            uploaded_by: m.uploaded_by.as_str().to_owned(),
+            filename: m.filename.clone(),
+            content_type: m.content_type.clone(),
+            size: to_i64(m.size)?,
+            sha256: m.sha256.clone(),
+            md5: m.md5.clone(),
+            kind: m.kind.as_str().to_owned(),
+            width: dim(m.width)?,
+            height: dim(m.height)?,
+            created_at: m.created_at.naive_utc(),
+        })
+    }
+}
+
+#[derive(Debug, Queryable)]
+pub(crate) struct UploadRow {
+    id: String,
+    org: String,
+    user_id: String,
+    filename: String,
+    byte_offset: i64,
+    total: Option<i64>,
+    sha256_state: Vec<u8>,
+    md5_state: Vec<u8>,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    media_id: Option<i64>,
+    #[allow(dead_code)]
+    lease: Option<String>,
+    #[allow(dead_code)]
+    lease_expires: Option<NaiveDateTime>,
+}
+
+impl TryFrom<UploadRow> for Upload {
+    type Error = RowError;
+    fn try_from(r: UploadRow) -> Result<Self, RowError> {
+        Ok(Upload {
+            id: UploadId::from_uuid(uuid::Uuid::parse_str(&r.id).map_err(|_| RowError::Value("uploads.id"))?),
+            org: OrgId::new(r.org)?,
+            user: UserId::new(r.user_id)?,
+            filename: r.filename,
+            offset: to_u64(r.byte_offset, "uploads.byte_offset")?,
+            total: r.total.map(|t| to_u64(t, "uploads.total")).transpose()?,
+            sha256_state: r.sha256_state,
+            md5_state: r.md5_state,
+            created_at: utc(r.created_at),
+            expires_at: utc(r.expires_at),
+            media: r.media_id.map(MediaId::new).transpose()?,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = uploads)]
+pub(crate) struct NewUploadRow {
+    id: String,
+    org: String,
+    user_id: String,
+    filename: String,
+    byte_offset: i64,
+    total: Option<i64>,
+    sha256_state: Vec<u8>,
+    md5_state: Vec<u8>,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+}
+
+impl NewUploadRow {
+    pub(crate) fn from_domain(u: &Upload) -> Result<Self, diesel::result::Error> {
+        Ok(Self {
+            id: upload_key(u.id),
+            org: u.org.as_str().to_owned(),
+            user_id: u.user.as_str().to_owned(),
+            filename: u.filename.clone(),
+            byte_offset: to_i64(u.offset)?,
+            total: u.total.map(to_i64).transpose()?,
+            sha256_state: u.sha256_state.clone(),
+            md5_state: u.md5_state.clone(),
+            created_at: u.created_at.naive_utc(),
+            expires_at: u.expires_at.naive_utc(),
+        })
+    }
+}
+
+/// The text key of an upload row.
+pub(crate) fn upload_key(id: UploadId) -> String {
+    id.as_uuid().to_string()
+}
+
+#[derive(Debug, Queryable)]
+pub(crate) struct EventRow {
+    pub(crate) id: i64,
+    org: String,
+    title: String,
+    description: Option<String>,
+    starts_at: Option<NaiveDateTime>,
+    ends_at: Option<NaiveDateTime>,
+    gallery_count: i64,
+    created_at: NaiveDateTime,
+}
+
+impl EventRow {
+    pub(crate) fn into_domain(self, managers: Vec<String>) -> Result<Event, RowError> {
+        Ok(Event {
+            id: EventId::new(self.id)?,
+            org: OrgId::new(self.org)?,
+            title: self.title,
+            description: self.description,
+            starts_at: self.starts_at.map(utc),
+            ends_at: self.ends_at.map(utc),
+            managers: managers.into_iter().map(UserId::new).collect::<Result<_, _>>()?,
+            gallery_count: to_u64(self.gallery_count, "events.gallery_count")?,
+            created_at: utc(self.created_at),
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = events)]
+pub(crate) struct NewEventRow {
+    pub(crate) org: String,
+    pub(crate) title: String,
+    pub(crate) description: Option<String>,
+    pub(crate) starts_at: Option<NaiveDateTime>,
+    pub(crate) ends_at: Option<NaiveDateTime>,
+    pub(crate) gallery_count: i64,
+    pub(crate) created_at: NaiveDateTime,
+}
+
+#[derive(Debug, AsChangeset, Default)]
+#[diesel(table_name = events)]
+pub(crate) struct EventChanges {
+    pub(crate) title: Option<String>,
+    pub(crate) description: Option<Option<String>>,
+    pub(crate) starts_at: Option<Option<NaiveDateTime>>,
+    pub(crate) ends_at: Option<Option<NaiveDateTime>>,
+}

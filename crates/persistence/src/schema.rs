@@ -1,0 +1,70 @@
+//! Table definitions, shared by both backends (migrations/sqlite, migrations/postgres).
+
+diesel::table! {
+    media (id) {
+        id -> BigInt,
+        uuid -> Text,
+        org -> Text,
+        uploaded_by -> Text,
+        filename -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        md5 -> Text,
+        kind -> Text,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    uploads (id) {
+        id -> Text,
+        org -> Text,
+        user_id -> Text,
+        filename -> Text,
+        byte_offset -> BigInt,
+        total -> Nullable<BigInt>,
+        sha256_state -> Binary,
+        md5_state -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        media_id -> Nullable<BigInt>,
+        lease -> Nullable<Text>,
+        lease_expires -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        org -> Text,
+        title -> Text,
+        description -> Nullable<Text>,
+        starts_at -> Nullable<Timestamp>,
+        ends_at -> Nullable<Timestamp>,
+        gallery_count -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    event_managers (event_id, user_id) {
+        event_id -> BigInt,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    gallery_items (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        media_id -> BigInt,
+    }
+}
+
+diesel::joinable!(gallery_items -> media (media_id));
+diesel::joinable!(gallery_items -> events (event_id));
+diesel::joinable!(event_managers -> events (event_id));
+diesel::allow_tables_to_appear_in_same_query!(media, uploads, events, event_managers, gallery_items);

@@ -1,0 +1,177 @@
+//! The upload repository: rows of uploads in progress, their write lease, and the one
+//! transaction that turns a finished upload into a media.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use mediabox_domain::media::{Media, NewMedia};
+use mediabox_domain::ports::UploadRepository;
+use mediabox_domain::upload::{ChunkAdvance, Upload};
+use mediabox_domain::{RepoError, UploadId};
+
+use crate::connection::{Db, TxError};
+use crate::media_repo::find_media;
+use crate::rows::{to_i64, upload_key, MediaRow, NewMediaRow, NewUploadRow, UploadRow};
+use crate::schema::{media, uploads};
+
+/// Upload rows through diesel.
+#[derive(Debug, Clone)]
+pub struct DieselUploadRepository {
+    db: Db,
+}
+
+impl DieselUploadRepository {
+    #[must_use]
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// Another complete won the race; its media is the answer.
+struct AlreadyCompleted;
+
+#[async_trait]
+impl UploadRepository for DieselUploadRepository {
+    async fn create(&self, upload: &Upload) -> Result<(), RepoError> {
+        let upload = upload.clone();
+        self.db
+            .tx(move |c| {
+                diesel::insert_into(uploads::table).values(NewUploadRow::from_domain(&upload)?).execute(c)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn find(&self, id: UploadId) -> Result<Option<Upload>, RepoError> {
+        self.db
+            .run(move |c| {
+                let row: Option<UploadRow> = uploads::table.find(upload_key(id)).first(c).optional()?;
+                row.map(|r| Upload::try_from(r).map_err(Into::into)).transpose()
+            })
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        id: UploadId,
+        offset: u64,
+        lease: uuid::Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        self.db
+            .tx(move |c| {
+                let n = diesel::update(
+                    uploads::table
+                        .filter(uploads::id.eq(upload_key(id)))
+                        .filter(uploads::byte_offset.eq(to_i64(offset)?))
+                        .filter(uploads::media_id.is_null())
+                        .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc()))),
+                )
+                .set((uploads::lease.eq(lease.to_string()), uploads::lease_expires.eq(until.naive_utc())))
+                .execute(c)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn advance(&self, id: UploadId, lease: uuid::Uuid, advance: &ChunkAdvance) -> Result<bool, RepoError> {
+        let a = advance.clone();
+        self.db
+            .tx(move |c| {
+                let n = diesel::update(
+                    uploads::table.filter(uploads::id.eq(upload_key(id))).filter(uploads::lease.eq(lease.to_string())),
+                )
+                .set((
+                    uploads::byte_offset.eq(to_i64(a.offset)?),
+                    uploads::total.eq(a.total.map(to_i64).transpose()?),
+                    uploads::sha256_state.eq(&a.sha256_state),
+                    uploads::md5_state.eq(&a.md5_state),
+                    uploads::lease.eq(None::<String>),
+                    uploads::lease_expires.eq(None::<chrono::NaiveDateTime>),
+                ))
+                .execute(c)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn release_lease(&self, id: UploadId, lease: uuid::Uuid) -> Result<(), RepoError> {
+        self.db
+            .tx(move |c| {
+                diesel::update(
+                    uploads::table.filter(uploads::id.eq(upload_key(id))).filter(uploads::lease.eq(lease.to_string())),
+                )
+                .set((uploads::lease.eq(None::<String>), uploads::lease_expires.eq(None::<chrono::NaiveDateTime>)))
+                .execute(c)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn complete(&self, id: UploadId, new: &NewMedia) -> Result<Media, RepoError> {
+        let new = new.clone();
+        let org = new.org.as_str().to_owned();
+        let done = self
+            .db
+            .write(move |c| {
+                let key = upload_key(id);
+                let existing: Option<Option<i64>> =
+                    uploads::table.find(&key).select(uploads::media_id).first(c).optional()?;
+                if let Some(Some(_)) = existing {
+                    return Err(TxError::Rollback(AlreadyCompleted));
+                }
+                let media_id: i64 = diesel::insert_into(media::table)
+                    .values(NewMediaRow::from_domain(&new)?)
+                    .returning(media::id)
+                    .get_result(c)?;
+                // Only one complete links its media: a concurrent one finds media_id set
+                // (PostgreSQL re-checks the row after the first commits) and rolls back.
+                let linked = diesel::update(uploads::table.find(&key).filter(uploads::media_id.is_null()))
+                    .set(uploads::media_id.eq(media_id))
+                    .execute(c)?;
+                if linked != 1 {
+                    return Err(TxError::Rollback(AlreadyCompleted));
+                }
+                let row: MediaRow = media::table.find(media_id).select(media::all_columns).first(c)?;
+                Media::try_from(row).map_err(|e| TxError::Db(e.into()))
+            })
+            .await?;
+        match done {
+            Ok(m) => Ok(m),
+            Err(AlreadyCompleted) => {
+                self.db
+                    .run(move |c| {
+                        let mid: Option<i64> =
+                            uploads::table.find(upload_key(id)).select(uploads::media_id).first(c)?;
+                        let mid = mid.ok_or(diesel::result::Error::NotFound)?;
+                        find_media(c, &org, mid)?.ok_or(diesel::result::Error::NotFound)
+                    })
+                    .await
+            }
+        }
+    }
+
+    async fn delete(&self, id: UploadId) -> Result<(), RepoError> {
+        self.db
+            .tx(move |c| {
+                diesel::delete(uploads::table.find(upload_key(id))).execute(c)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError> {
+        self.db
+            .run(move |c| {
+                let ids: Vec<String> = uploads::table
+                    .filter(uploads::expires_at.lt(now.naive_utc()))
+                    .order(uploads::expires_at.asc())
+                    .limit(i64::from(limit))
+                    .select(uploads::id)
+                    .load(c)?;
+                Ok(ids.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).map(UploadId::from_uuid).collect())
+            })
+            .await
+    }
+}

@@ -1,0 +1,300 @@
+//! The repositories on a real SQLite and a real PostgreSQL database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use mediabox_domain::event::{EventPatch, NewEvent, RemoveManagerOutcome};
+use mediabox_domain::hashing::Hashes;
+use mediabox_domain::media::{MediaKind, NewMedia};
+use mediabox_domain::page::{Cursor, PageRequest};
+use mediabox_domain::ports::{EventRepository, MediaRepository, UploadRepository};
+use mediabox_domain::upload::{ChunkAdvance, Upload};
+use mediabox_domain::{MediaId, OrgId, UploadId, UserId};
+use mediabox_persistence::testing::TestDb;
+use mediabox_persistence::{Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+struct Repos {
+    _db: TestDb,
+    uploads: Arc<DieselUploadRepository>,
+    media: Arc<DieselMediaRepository>,
+    events: Arc<DieselEventRepository>,
+}
+
+fn repos(t: TestDb) -> Result<Repos, Box<dyn std::error::Error + Send + Sync>> {
+    let db = Db::connect(&t.url, 8, Duration::from_secs(5))?;
+    db.migrate()?;
+    Ok(Repos {
+        _db: t,
+        uploads: Arc::new(DieselUploadRepository::new(db.clone())),
+        media: Arc::new(DieselMediaRepository::new(db.clone())),
+        events: Arc::new(DieselEventRepository::new(db)),
+    })
+}
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() -> super::TestResult {
+                super::$name(super::repos(mediabox_persistence::testing::TestDb::sqlite())?).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() -> super::TestResult {
+                match mediabox_persistence::testing::TestDb::postgres(concat!(stringify!($name), "::postgres")) {
+                    Some(db) => super::$name(super::repos(db)?).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    )*};
+}
+
+on_both_databases!(
+    an_upload_advances_only_under_its_lease,
+    completing_twice_concurrently_makes_one_media,
+    media_of_another_organization_is_not_found,
+    gallery_pages_follow_the_order_added,
+    concurrent_gallery_adds_all_land_once,
+    removing_from_the_gallery_is_all_or_nothing_and_ignores_strangers,
+    the_last_manager_cannot_be_removed,
+    deleting_an_event_keeps_its_media,
+    events_update_and_list,
+);
+
+fn org() -> OrgId {
+    OrgId::new("acme").unwrap_or_else(|_| unreachable!())
+}
+fn user(u: &str) -> UserId {
+    UserId::new(u).unwrap_or_else(|_| unreachable!())
+}
+
+fn new_upload() -> Upload {
+    let (s, m) = Hashes::default().to_state();
+    Upload {
+        id: UploadId::random(),
+        org: org(),
+        user: user("u-1"),
+        filename: "a.jpg".into(),
+        offset: 0,
+        total: Some(10),
+        sha256_state: s,
+        md5_state: m,
+        created_at: Utc::now(),
+        expires_at: Utc::now() + chrono::Duration::hours(1),
+        media: None,
+    }
+}
+
+fn new_media(org: &OrgId, by: &str) -> NewMedia {
+    NewMedia {
+        uuid: uuid::Uuid::new_v4(),
+        org: org.clone(),
+        uploaded_by: user(by),
+        filename: "a.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: 10,
+        sha256: "ab".repeat(32),
+        md5: "cd".repeat(16),
+        kind: MediaKind::Image,
+        width: Some(4),
+        height: Some(3),
+        created_at: Utc::now(),
+    }
+}
+
+/// Stores a media through the one path that creates media: completing an upload.
+async fn stored_media(
+    r: &Repos,
+    org: &OrgId,
+    by: &str,
+) -> Result<mediabox_domain::media::Media, Box<dyn std::error::Error + Send + Sync>> {
+    let mut up = new_upload();
+    up.org = org.clone();
+    r.uploads.create(&up).await?;
+    Ok(r.uploads.complete(up.id, &new_media(org, by)).await?)
+}
+
+async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
+    let up = new_upload();
+    r.uploads.create(&up).await?;
+    let (lease, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let now = Utc::now();
+    let until = now + chrono::Duration::minutes(10);
+    assert!(r.uploads.acquire_lease(up.id, 0, lease, until, now).await?);
+    assert!(!r.uploads.acquire_lease(up.id, 0, other, until, now).await?, "a held lease is not taken twice");
+    let adv = ChunkAdvance { offset: 4, total: Some(10), sha256_state: vec![1; 104], md5_state: vec![2; 88] };
+    assert!(!r.uploads.advance(up.id, other, &adv).await?, "only the lease holder advances");
+    assert!(r.uploads.advance(up.id, lease, &adv).await?);
+    let stored = r.uploads.find(up.id).await?.ok_or("upload gone")?;
+    assert_eq!((stored.offset, stored.sha256_state.len()), (4, 104));
+    assert!(!r.uploads.acquire_lease(up.id, 0, other, until, now).await?, "the old offset is refused");
+    // A lease left by a crashed request expires.
+    assert!(r.uploads.acquire_lease(up.id, 4, lease, now, now).await?);
+    assert!(r.uploads.acquire_lease(up.id, 4, other, until, now + chrono::Duration::seconds(1)).await?);
+    r.uploads.delete(up.id).await?;
+    assert!(r.uploads.find(up.id).await?.is_none());
+    Ok(())
+}
+
+async fn completing_twice_concurrently_makes_one_media(r: Repos) -> TestResult {
+    let up = new_upload();
+    r.uploads.create(&up).await?;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let repo = r.uploads.clone();
+        tasks.push(tokio::spawn(async move { repo.complete(up.id, &new_media(&org(), "u-1")).await }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await??.id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every complete answers the same media");
+    assert_eq!(r.uploads.find(up.id).await?.and_then(|u| u.media), Some(ids[0]));
+    assert!(r.media.find(&org(), MediaId::new(ids[0].get())?).await?.is_some());
+    Ok(())
+}
+
+async fn media_of_another_organization_is_not_found(r: Repos) -> TestResult {
+    let m = stored_media(&r, &org(), "u-1").await?;
+    assert_eq!(r.media.find(&org(), m.id).await?.map(|x| x.uuid), Some(m.uuid));
+    assert!(r.media.find(&OrgId::new("beta")?, m.id).await?.is_none());
+    Ok(())
+}
+
+async fn event(
+    r: &Repos,
+    manager: &str,
+) -> Result<mediabox_domain::event::Event, Box<dyn std::error::Error + Send + Sync>> {
+    let new = NewEvent {
+        org: org(),
+        title: "Party".into(),
+        description: None,
+        starts_at: None,
+        ends_at: None,
+        created_at: Utc::now(),
+    };
+    Ok(r.events.create(&new, &user(manager)).await?)
+}
+
+async fn gallery_pages_follow_the_order_added(r: Repos) -> TestResult {
+    let e = event(&r, "u-1").await?;
+    let mut added = Vec::new();
+    for _ in 0..7 {
+        let m = stored_media(&r, &org(), "u-1").await?;
+        added.push(m.id);
+    }
+    added.reverse(); // the newest first, to show the order is the order added, not the id
+    for id in &added {
+        r.events.add_to_gallery(e.id, *id).await?;
+    }
+    r.events.add_to_gallery(e.id, added[0]).await?; // again: a no-op
+    let p1 = r.events.gallery(e.id, PageRequest::new(Some(3), None)).await?;
+    assert_eq!(p1.count, 7);
+    assert!(p1.has_next && !p1.has_previous);
+    let p2 = r.events.gallery(e.id, PageRequest::new(Some(3), p1.next_cursor())).await?;
+    let p3 = r.events.gallery(e.id, PageRequest::new(Some(3), p2.next_cursor())).await?;
+    assert!(p2.has_next && p2.has_previous && !p3.has_next && p3.has_previous);
+    let seen: Vec<MediaId> = [&p1, &p2, &p3].iter().flat_map(|p| p.items.iter().map(|(_, m)| m.id)).collect();
+    assert_eq!(seen, added);
+    let back = r.events.gallery(e.id, PageRequest::new(Some(3), p3.previous_cursor())).await?;
+    assert_eq!(back.items, p2.items);
+    let first = r.events.gallery(e.id, PageRequest::new(Some(3), back.previous_cursor())).await?;
+    assert_eq!(first.items, p1.items);
+    assert!(!first.has_previous);
+    assert!(matches!(p1.next_cursor(), Some(Cursor::After(_))));
+    Ok(())
+}
+
+async fn concurrent_gallery_adds_all_land_once(r: Repos) -> TestResult {
+    let e = event(&r, "u-1").await?;
+    let mut media = Vec::new();
+    for _ in 0..20 {
+        media.push(stored_media(&r, &org(), "u-1").await?.id);
+    }
+    let mut tasks = Vec::new();
+    for (i, m) in media.iter().enumerate() {
+        let (repo, m, id) = (r.events.clone(), *m, e.id);
+        // Every media twice, at once: each lands exactly once.
+        tasks.push(tokio::spawn(async move { repo.add_to_gallery(id, m).await }));
+        if i % 2 == 0 {
+            let repo = r.events.clone();
+            tasks.push(tokio::spawn(async move { repo.add_to_gallery(id, m).await }));
+        }
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let page = r.events.gallery(e.id, PageRequest::new(Some(500), None)).await?;
+    assert_eq!(page.count, 20);
+    let mut got: Vec<i64> = page.items.iter().map(|(_, m)| m.id.get()).collect();
+    got.sort_unstable();
+    let mut want: Vec<i64> = media.iter().map(|m| m.get()).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    Ok(())
+}
+
+async fn removing_from_the_gallery_is_all_or_nothing_and_ignores_strangers(r: Repos) -> TestResult {
+    let e = event(&r, "u-1").await?;
+    let a = stored_media(&r, &org(), "u-1").await?.id;
+    let b = stored_media(&r, &org(), "u-1").await?.id;
+    let c = stored_media(&r, &org(), "u-1").await?.id;
+    for m in [a, b, c] {
+        r.events.add_to_gallery(e.id, m).await?;
+    }
+    r.events.remove_from_gallery(e.id, &[a, c, MediaId::new(999_999)?]).await?;
+    let page = r.events.gallery(e.id, PageRequest::new(None, None)).await?;
+    assert_eq!(page.items.iter().map(|(_, m)| m.id).collect::<Vec<_>>(), vec![b]);
+    assert_eq!(page.count, 1);
+    assert!(r.media.find(&org(), a).await?.is_some(), "the media itself stays");
+    Ok(())
+}
+
+async fn the_last_manager_cannot_be_removed(r: Repos) -> TestResult {
+    let e = event(&r, "u-1").await?;
+    r.events.add_manager(e.id, &user("u-2")).await?;
+    r.events.add_manager(e.id, &user("u-2")).await?;
+    let e2 = r.events.find(&org(), e.id).await?.ok_or("event gone")?;
+    assert_eq!(e2.managers, vec![user("u-1"), user("u-2")]);
+    // Both managers remove each other at once: one of them must stay.
+    let (x, y) = (r.events.clone(), r.events.clone());
+    let (r1, r2) = tokio::join!(
+        tokio::spawn(async move { x.remove_manager(e.id, &user("u-1")).await }),
+        tokio::spawn(async move { y.remove_manager(e.id, &user("u-2")).await }),
+    );
+    let outcomes = [r1??, r2??];
+    assert!(outcomes.contains(&RemoveManagerOutcome::Removed));
+    assert!(outcomes.contains(&RemoveManagerOutcome::LastManager));
+    assert_eq!(r.events.find(&org(), e.id).await?.ok_or("event gone")?.managers.len(), 1);
+    assert_eq!(r.events.remove_manager(e.id, &user("u-9")).await?, RemoveManagerOutcome::NotAManager);
+    Ok(())
+}
+
+async fn deleting_an_event_keeps_its_media(r: Repos) -> TestResult {
+    let e = event(&r, "u-1").await?;
+    let m = stored_media(&r, &org(), "u-1").await?.id;
+    r.events.add_to_gallery(e.id, m).await?;
+    assert!(!r.events.delete(&OrgId::new("beta")?, e.id).await?, "another organization cannot delete it");
+    assert!(r.events.delete(&org(), e.id).await?);
+    assert!(r.events.find(&org(), e.id).await?.is_none());
+    assert!(r.media.find(&org(), m).await?.is_some());
+    Ok(())
+}
+
+async fn events_update_and_list(r: Repos) -> TestResult {
+    let a = event(&r, "u-1").await?;
+    let _b = event(&r, "u-1").await?;
+    let patch =
+        EventPatch { title: Some("Renamed".into()), description: Some(Some("d".into())), ..EventPatch::default() };
+    let a2 = r.events.update(&org(), a.id, &patch).await?.ok_or("event gone")?;
+    assert_eq!((a2.title.as_str(), a2.description.as_deref()), ("Renamed", Some("d")));
+    assert!(r.events.update(&OrgId::new("beta")?, a.id, &patch).await?.is_none());
+    let page = r.events.list(&org(), PageRequest::new(Some(1), None)).await?;
+    assert_eq!((page.count, page.items.len(), page.has_next), (2, 1, true));
+    assert_eq!(r.events.list(&OrgId::new("beta")?, PageRequest::new(None, None)).await?.count, 0);
+    Ok(())
+}
