@@ -15,8 +15,12 @@ use crate::media::{Media, NewMedia};
 use crate::page::{Page, PageRequest};
 use crate::upload::{ChunkAdvance, Upload};
 
-/// A stream of bytes: a request body coming in, or a blob going out.
+/// A stream of bytes going out of the store.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A request body coming in. Not `Send`: web frameworks hand bodies to one worker thread,
+/// and the chunk is written from there without another copy.
+pub type IncomingBody = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>>>>;
 
 /// The time now. A port so that expiry is testable.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

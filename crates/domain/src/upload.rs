@@ -16,7 +16,7 @@ use crate::error::{Forbidden, RepoError, StoreError};
 use crate::hashing::Hashes;
 use crate::ids::{MediaId, OrgId, UploadId, UserId};
 use crate::media::{Media, MediaKind, NewMedia};
-use crate::ports::{BlobStore, ByteStream, Clock, UploadRepository};
+use crate::ports::{BlobStore, Clock, IncomingBody, UploadRepository};
 use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
 
 /// How long a chunk may hold an upload's write lease before another request may take it
@@ -212,7 +212,7 @@ impl UploadService {
         actor: &Actor,
         filename: &str,
         range: Option<ChunkRange>,
-        body: ByteStream,
+        body: IncomingBody,
     ) -> Result<Upload, ChunkError> {
         actor.require(&[Permission::MediaWrite])?;
         if let Some(r) = range {
@@ -254,7 +254,7 @@ impl UploadService {
         actor: &Actor,
         id: UploadId,
         range: ChunkRange,
-        body: ByteStream,
+        body: IncomingBody,
     ) -> Result<Upload, ChunkError> {
         let upload = match self.access(actor, id).await? {
             Access::Ok(u) => u,
@@ -299,7 +299,7 @@ impl UploadService {
         &self,
         upload: Upload,
         range: Option<ChunkRange>,
-        body: ByteStream,
+        body: IncomingBody,
     ) -> Result<Upload, ChunkError> {
         let lease = uuid::Uuid::new_v4();
         let now = self.clock.now();
@@ -336,7 +336,7 @@ impl UploadService {
         &self,
         upload: &Upload,
         range: Option<ChunkRange>,
-        mut body: ByteStream,
+        mut body: IncomingBody,
     ) -> Result<ChunkAdvance, ChunkError> {
         let mut hashes =
             Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
@@ -423,6 +423,21 @@ impl UploadService {
             self.blobs.delete_staging(upload.id).await?;
         }
         Ok(())
+    }
+
+    /// Collects up to `limit` expired uploads: staging bytes first, then the row, so a
+    /// crash in between leaves a row that the next run collects, never bytes without one.
+    /// Returns how many were collected.
+    ///
+    /// # Errors
+    /// The first repository or store failure.
+    pub async fn collect_expired(&self, limit: u32) -> Result<usize, UploadError> {
+        let ids = self.uploads.expired(self.clock.now(), limit).await?;
+        for id in &ids {
+            self.blobs.delete_staging(*id).await?;
+            self.uploads.delete(*id).await?;
+        }
+        Ok(ids.len())
     }
 
     /// Completes an upload into a media: checks the checksum when one is given, sniffs
@@ -514,7 +529,7 @@ mod tests {
         Ok(Actor::new(UserId::new(user)?, OrgId::new("acme")?, perms.iter().copied()))
     }
 
-    fn body(parts: &[&'static [u8]]) -> ByteStream {
+    fn body(parts: &[&'static [u8]]) -> IncomingBody {
         let items: Vec<Result<Bytes, std::io::Error>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
         Box::pin(futures_util::stream::iter(items))
     }

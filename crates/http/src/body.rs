@@ -1,0 +1,166 @@
+//! Request bodies as JSON or `application/x-www-form-urlencoded`, into one DTO type.
+//! Form lists are repeated keys (`medias=1&medias=2`) or PHP/Rails style (`medias[]=1`).
+//! Errors name the field that is wrong.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpRequest;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use validator::Validate;
+
+use crate::error::ApiError;
+
+/// Turns a form body into a JSON object; keys in `lists` are always arrays.
+#[must_use]
+pub fn form_to_json(body: &[u8], lists: &[&str]) -> Value {
+    let mut m = Map::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        let key = k.strip_suffix("[]").unwrap_or(&k).to_owned();
+        let is_list = k.ends_with("[]") || lists.contains(&key.as_str());
+        match m.get_mut(&key) {
+            Some(Value::Array(a)) => a.push(Value::String(v.into_owned())),
+            Some(other) => {
+                let first = other.take();
+                *other = Value::Array(vec![first, Value::String(v.into_owned())]);
+            }
+            None if is_list => {
+                m.insert(key, Value::Array(vec![Value::String(v.into_owned())]));
+            }
+            None => {
+                m.insert(key, Value::String(v.into_owned()));
+            }
+        }
+    }
+    for l in lists {
+        m.entry((*l).to_owned()).or_insert(Value::Array(Vec::new()));
+    }
+    Value::Object(m)
+}
+
+/// The body as a JSON value, from JSON or form encoding.
+///
+/// # Errors
+/// 415 for another content type; 400 for JSON that does not parse.
+pub fn to_value(req: &HttpRequest, body: &[u8], lists: &[&str]) -> Result<Value, ApiError> {
+    let ct = req.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    match mime {
+        "application/x-www-form-urlencoded" => Ok(form_to_json(body, lists)),
+        "application/json" | "application/ld+json" | "application/merge-patch+json" => {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))
+        }
+        "" if body.iter().all(u8::is_ascii_whitespace) => Ok(Value::Object(Map::new())),
+        "" => serde_json::from_slice(body).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported Media Type",
+                "send application/json or application/x-www-form-urlencoded",
+            )
+        }),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            format!("{other} is not accepted here; send application/json or application/x-www-form-urlencoded"),
+        )),
+    }
+}
+
+/// Parses and validates a body into `T`.
+///
+/// # Errors
+/// 400 naming the first field that is missing, of the wrong type, or invalid.
+pub fn parse<T: DeserializeOwned + Validate>(req: &HttpRequest, body: &[u8], lists: &[&str]) -> Result<T, ApiError> {
+    from_value(to_value(req, body, lists)?)
+}
+
+/// Deserializes and validates a JSON value into `T`.
+///
+/// # Errors
+/// 400 naming the first field that is wrong.
+pub fn from_value<T: DeserializeOwned + Validate>(v: Value) -> Result<T, ApiError> {
+    let t: T = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." {
+            inner.split('`').nth(1).unwrap_or("body").to_owned()
+        } else {
+            path.split(['.', '[']).next().unwrap_or("body").to_owned()
+        };
+        ApiError::bad_field(&field, format!("{field}: {inner}"))
+    })?;
+    t.validate().map_err(|errs| {
+        let field = errs.field_errors().keys().next().map_or_else(|| "body".to_owned(), ToString::to_string);
+        ApiError::bad_field(&field, format!("{field}: {errs}"))
+    })?;
+    Ok(t)
+}
+
+/// Serde helpers for integers that arrive as numbers (JSON) or strings (forms).
+pub mod int {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrString {
+        Int(i64),
+        Str(String),
+    }
+
+    fn one<E: serde::de::Error>(v: IntOrString) -> Result<i64, E> {
+        match v {
+            IntOrString::Int(i) => Ok(i),
+            IntOrString::Str(s) => s.trim().parse().map_err(|_| E::custom(format!("{s:?} is not an integer"))),
+        }
+    }
+
+    /// One integer.
+    ///
+    /// # Errors
+    /// When the value is neither an integer nor a string holding one.
+    pub fn single<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        one(IntOrString::deserialize(d)?)
+    }
+
+    /// A list of integers.
+    ///
+    /// # Errors
+    /// When an element is neither an integer nor a string holding one.
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+        Vec::<IntOrString>::deserialize(d)?.into_iter().map(one).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn forms_become_objects_with_lists() {
+        assert_eq!(form_to_json(b"medias=42&medias=43", &["medias"]), json!({"medias": ["42", "43"]}));
+        assert_eq!(form_to_json(b"medias[]=42&medias[]=43", &["medias"]), json!({"medias": ["42", "43"]}));
+        assert_eq!(form_to_json(b"medias=42", &["medias"]), json!({"medias": ["42"]}));
+        assert_eq!(form_to_json(b"media=42", &[]), json!({"media": "42"}));
+        assert_eq!(form_to_json(b"", &["medias"]), json!({"medias": []}));
+    }
+
+    #[derive(Debug, serde::Deserialize, Validate)]
+    struct Probe {
+        #[serde(deserialize_with = "int::single")]
+        #[validate(range(min = 1))]
+        media: i64,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = from_value::<Probe>(json!({})).err().map(|e| e.members["field"].clone());
+        assert_eq!(e, Some(json!("media")));
+        let e = from_value::<Probe>(json!({"media": "x"})).err().map(|e| e.members["field"].clone());
+        assert_eq!(e, Some(json!("media")));
+        let e = from_value::<Probe>(json!({"media": 0})).err().map(|e| e.members["field"].clone());
+        assert_eq!(e, Some(json!("media")));
+        assert_eq!(from_value::<Probe>(json!({"media": "12"})).ok().map(|p| p.media), Some(12));
+    }
+}

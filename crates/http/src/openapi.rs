@@ -1,0 +1,41 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto;
+use crate::routes::{events, media, ops, uploads};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = api.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            );
+        }
+    }
+}
+
+/// The whole API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mediabox", description = "Media, chunked uploads, events and their photo galleries."),
+    paths(
+        uploads::start, uploads::append, uploads::status, uploads::abandon, uploads::complete,
+        media::get, media::file,
+        events::create, events::list, events::get, events::update, events::delete,
+        events::add_manager, events::remove_manager,
+        events::add_to_gallery, events::remove_from_gallery, events::gallery,
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+    ),
+    components(schemas(
+        dto::MediaDto, dto::UploadDto, dto::CompleteRequest, dto::EventDto, dto::CreateEventRequest,
+        dto::ManagerRequest, dto::AddToGalleryRequest, dto::RemoveFromGalleryRequest, dto::MediaPage, dto::EventPage,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;

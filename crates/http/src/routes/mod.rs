@@ -1,0 +1,36 @@
+//! Route handlers, one file per resource, registered in [`crate::configure`].
+
+pub mod events;
+pub mod media;
+pub mod ops;
+pub mod uploads;
+
+use actix_web::HttpRequest;
+use mediabox_domain::media::Media;
+use mediabox_domain::{EventId, MediaId};
+
+use crate::dto::MediaDto;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A path id that is not a positive integer names nothing: 404.
+pub(crate) fn media_id(raw: &str) -> Result<MediaId, ApiError> {
+    raw.parse().ok().and_then(|v| MediaId::new(v).ok()).ok_or_else(|| ApiError::not_found("no such media"))
+}
+
+pub(crate) fn event_id(raw: &str) -> Result<EventId, ApiError> {
+    raw.parse().ok().and_then(|v| EventId::new(v).ok()).ok_or_else(|| ApiError::not_found("no such event"))
+}
+
+/// `scheme://host` of the request, for absolute links.
+pub(crate) fn origin(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+/// A media as the API shows it, with its signed `file` URL.
+pub(crate) fn media_dto(state: &AppState, req: &HttpRequest, m: Media) -> MediaDto {
+    let query = state.signer.query(&m.org, m.id, chrono::Utc::now());
+    let file = format!("{}/api/v2/media/{}/file?{query}", origin(req), m.id);
+    MediaDto::new(m, file)
+}

@@ -1,0 +1,128 @@
+//! Configuration: an optional TOML file, then the environment (which wins). The variable
+//! names are part of the contract (SPEC 9); the TOML keys are the same names in lower
+//! case without the `MEDIABOX_` prefix.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// Every setting, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub storage: String,
+    pub jwt_secret: Option<String>,
+    pub jwt_public_key: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub auth_refresh: bool,
+    pub url_signing_secret: Option<String>,
+    pub max_chunk_bytes: u64,
+    pub max_upload_bytes: u64,
+    pub upload_ttl_secs: i64,
+    pub gc_interval_secs: u64,
+    pub db_timeout_secs: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    storage: Option<String>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_public_key: Option<PathBuf>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    auth_refresh: Option<bool>,
+    url_signing_secret: Option<String>,
+    max_chunk_bytes: Option<u64>,
+    max_upload_bytes: Option<u64>,
+    upload_ttl_secs: Option<i64>,
+    gc_interval_secs: Option<u64>,
+    db_timeout_secs: Option<u64>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(format!("MEDIABOX_{name}")).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    env(name)
+        .map(|v| v.trim().parse::<T>().map_err(|_| anyhow::anyhow!("MEDIABOX_{name}={v:?} is not a valid value")))
+        .transpose()
+}
+
+impl Config {
+    /// Reads the file (when given) and the environment.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed, or a variable has a bad value.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let f: FileConfig = match file {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = env("DATA_DIR").map(PathBuf::from).or(f.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = env("DATABASE_URL")
+            .or(f.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("mediabox.db").display()));
+        let storage = env("STORAGE").or(f.storage).unwrap_or_else(|| "fs".to_owned());
+        if storage != "fs" {
+            bail!("MEDIABOX_STORAGE={storage:?}: only `fs` is available in this build (S3 support is planned)");
+        }
+        let _ = (f.s3_bucket, f.s3_endpoint, f.s3_region, f.s3_access_key_id, f.s3_secret_access_key);
+        Ok(Self {
+            listen: env("LISTEN").or(f.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            database_url,
+            storage,
+            jwt_secret: env("JWT_SECRET").or(f.jwt_secret),
+            jwt_public_key: env("JWT_PUBLIC_KEY").map(PathBuf::from).or(f.jwt_public_key),
+            jwt_issuer: env("JWT_ISSUER").or(f.jwt_issuer),
+            jwt_audience: env("JWT_AUDIENCE").or(f.jwt_audience),
+            auth_refresh: env_parse("AUTH_REFRESH")?.or(f.auth_refresh).unwrap_or(true),
+            url_signing_secret: env("URL_SIGNING_SECRET").or(f.url_signing_secret),
+            max_chunk_bytes: env_parse("MAX_CHUNK_BYTES")?.or(f.max_chunk_bytes).unwrap_or(16 << 20),
+            max_upload_bytes: env_parse("MAX_UPLOAD_BYTES")?.or(f.max_upload_bytes).unwrap_or(5 << 30),
+            upload_ttl_secs: env_parse("UPLOAD_TTL_SECS")?.or(f.upload_ttl_secs).unwrap_or(86_400),
+            gc_interval_secs: env_parse("GC_INTERVAL_SECS")?.or(f.gc_interval_secs).unwrap_or(600),
+            db_timeout_secs: env_parse("DB_TIMEOUT_SECS")?.or(f.db_timeout_secs).unwrap_or(3),
+            data_dir,
+        })
+    }
+
+    /// The embedded default for tests and tools: everything under `data_dir`.
+    #[must_use]
+    pub fn for_dir(data_dir: &Path) -> Self {
+        Self {
+            listen: "127.0.0.1:0".to_owned(),
+            data_dir: data_dir.to_owned(),
+            database_url: format!("sqlite://{}", data_dir.join("mediabox.db").display()),
+            storage: "fs".to_owned(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            auth_refresh: true,
+            url_signing_secret: None,
+            max_chunk_bytes: 16 << 20,
+            max_upload_bytes: 5 << 30,
+            upload_ttl_secs: 86_400,
+            gc_interval_secs: 600,
+            db_timeout_secs: 3,
+        }
+    }
+}

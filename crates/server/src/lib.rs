@@ -1,0 +1,224 @@
+//! The mediabox server: configuration, wiring of adapters into use cases, and start-up.
+//! The binary (`main.rs`) adds the command line; end-to-end tests start the server
+//! through [`start`] exactly as `mediabox serve` does.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{middleware::from_fn, web, App, HttpServer};
+use anyhow::Context;
+use async_trait::async_trait;
+use mediabox_domain::event::EventService;
+use mediabox_domain::media::MediaService;
+use mediabox_domain::ports::{BlobStore, Clock, SystemClock};
+use mediabox_domain::upload::{UploadLimits, UploadService};
+use mediabox_http::auth::AuthConfig;
+use mediabox_http::metrics::Metrics;
+use mediabox_http::signing::UrlSigner;
+use mediabox_http::{AppState, Readiness};
+use mediabox_persistence::{Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
+use mediabox_storage::FsBlobStore;
+use sha2::{Digest, Sha256};
+
+pub use config::Config;
+
+/// Everything wired: the database, the store and the use cases.
+pub struct Wired {
+    pub db: Db,
+    pub store: Arc<FsBlobStore>,
+    pub uploads: Arc<UploadService>,
+    pub state: web::Data<AppState>,
+}
+
+/// The HS256 secret: configured, or made once in `data_dir/jwt-secret` (embedded default).
+///
+/// # Errors
+/// When the secret file cannot be read or written.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<String> {
+    if let Some(s) = &config.jwt_secret {
+        return Ok(s.clone());
+    }
+    read_or_make_secret(&config.data_dir.join("jwt-secret"))
+}
+
+fn read_or_make_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().to_owned();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    write_private(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "made a new secret");
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// How tokens are checked: a PEM/JWKS public key when configured, else the HS256 secret.
+///
+/// # Errors
+/// When the key file cannot be read or parsed.
+pub fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {
+    let auth = match &config.jwt_public_key {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading MEDIABOX_JWT_PUBLIC_KEY {}", p.display()))?;
+            AuthConfig::public_keys(&bytes).context("loading MEDIABOX_JWT_PUBLIC_KEY")?
+        }
+        None => AuthConfig::hs256(jwt_secret(config)?.as_bytes(), config.auth_refresh),
+    };
+    Ok(auth.with_issuer(config.jwt_issuer.clone()).with_audience(config.jwt_audience.clone()))
+}
+
+fn signing_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    let base = match (&config.url_signing_secret, &config.jwt_public_key) {
+        (Some(s), _) => s.clone(),
+        (None, None) => jwt_secret(config)?,
+        (None, Some(_)) => read_or_make_secret(&config.data_dir.join("url-signing-secret"))?,
+    };
+    // Domain-separated from the JWT secret: a file URL signature is never a token MAC.
+    Ok(Sha256::digest(format!("mediabox file urls\n{base}")).to_vec())
+}
+
+struct Probes {
+    db: Db,
+    store: Arc<FsBlobStore>,
+}
+
+#[async_trait]
+impl Readiness for Probes {
+    async fn check(&self) -> Result<(), &'static str> {
+        match tokio::time::timeout(Duration::from_secs(3), self.db.ping()).await {
+            Ok(Ok(())) => {}
+            _ => return Err("database"),
+        }
+        match tokio::time::timeout(Duration::from_secs(3), self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err("storage"),
+        }
+    }
+}
+
+/// Opens the database (applying migrations) and the store, and builds the use cases.
+///
+/// # Errors
+/// When any of them cannot be opened.
+pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
+    let db_url = config.database_url.clone();
+    let timeout = Duration::from_secs(config.db_timeout_secs.max(1));
+    let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+        let db = Db::connect(&db_url, 16, timeout).context("opening the database")?;
+        db.migrate().context("applying migrations")?;
+        Ok(db)
+    })
+    .await
+    .context("joining the database start-up")??;
+    let store = Arc::new(
+        FsBlobStore::open(config.data_dir.join("blobs"))
+            .await
+            .with_context(|| format!("opening the blob store under {}", config.data_dir.display()))?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let media_repo = Arc::new(DieselMediaRepository::new(db.clone()));
+    let blobs: Arc<dyn BlobStore> = store.clone();
+    let limits = UploadLimits {
+        max_chunk_bytes: config.max_chunk_bytes,
+        max_upload_bytes: config.max_upload_bytes,
+        ttl: chrono::Duration::seconds(config.upload_ttl_secs),
+    };
+    let uploads = Arc::new(UploadService::new(
+        Arc::new(DieselUploadRepository::new(db.clone())),
+        blobs.clone(),
+        clock.clone(),
+        limits,
+    ));
+    let state = web::Data::new(AppState {
+        uploads: uploads.clone(),
+        media: Arc::new(MediaService::new(media_repo.clone(), blobs)),
+        events: Arc::new(EventService::new(Arc::new(DieselEventRepository::new(db.clone())), media_repo, clock)),
+        auth: Arc::new(auth_config(config)?),
+        signer: Arc::new(UrlSigner::new(&signing_key(config)?, chrono::Duration::hours(1))),
+        readiness: Arc::new(Probes { db: db.clone(), store: store.clone() }),
+        metrics: Arc::new(Metrics::new().context("registering metrics")?),
+    });
+    Ok(Wired { db, store, uploads, state })
+}
+
+/// Runs garbage collection once: expired uploads (their staging bytes and rows).
+///
+/// # Errors
+/// The first failure.
+pub async fn gc_once(uploads: &UploadService) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = uploads.collect_expired(500).await.context("collecting expired uploads")?;
+        total += n;
+        if n < 500 {
+            return Ok(total);
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub wired: Wired,
+}
+
+/// Starts serving on `config.listen` (port 0 picks a free one) and returns once the
+/// socket accepts connections. Also starts the periodic garbage collector.
+///
+/// # Errors
+/// When wiring fails or the address cannot be bound.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let wired = wire(config).await?;
+    let state = wired.state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(mediabox_http::middleware::around))
+            .configure(mediabox_http::configure)
+    })
+    .bind(&config.listen)
+    .with_context(|| format!("binding {}", config.listen))?;
+    let addr = *server.addrs().first().context("the server bound no address")?;
+    let server = server.shutdown_timeout(5).run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    let uploads = wired.uploads.clone();
+    let every = Duration::from_secs(config.gc_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match gc_once(&uploads).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(collected = n, "gc collected expired uploads"),
+                Err(e) => tracing::warn!(error = %e, "gc failed; retrying at the next interval"),
+            }
+        }
+    });
+    Ok(Running { addr, handle, task, wired })
+}

@@ -1,0 +1,273 @@
+//! The filesystem blob store.
+//!
+//! Layout under the root: `staging/<upload id>` holds an upload's bytes while chunks
+//! arrive (each chunk written at its offset); `blobs/ab/cd/<sha256>` holds committed
+//! blobs. Committing is a rename on the same filesystem, so a blob appears whole or not at
+//! all; no path is ever built from a client's file name.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter};
+use mediabox_domain::{StoreError, UploadId};
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+const READ_BUF: usize = 64 * 1024;
+
+/// Blobs under one directory.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+fn other(e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StoreError::NotFound
+    } else {
+        StoreError::Other(Box::new(e))
+    }
+}
+
+fn valid_sha256(sha: &str) -> Result<&str, StoreError> {
+    if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(sha)
+    } else {
+        Err(StoreError::Other("not a sha256 hex digest".into()))
+    }
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root`, creating its directories.
+    ///
+    /// # Errors
+    /// When the directories cannot be created.
+    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join("staging")).await?;
+        fs::create_dir_all(root.join("blobs")).await?;
+        Ok(Self { root })
+    }
+
+    fn staging_path(&self, upload: UploadId) -> PathBuf {
+        self.root.join("staging").join(upload.to_string())
+    }
+
+    /// Where blob `sha256` lives.
+    ///
+    /// # Errors
+    /// When `sha256` is not a lower-case hex SHA-256 (never a path from outside).
+    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+        let sha = valid_sha256(sha256)?;
+        Ok(self.root.join("blobs").join(&sha[0..2]).join(&sha[2..4]).join(sha))
+    }
+
+    /// Whether blob `sha256` exists.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn exists(&self, sha256: &str) -> Result<bool, StoreError> {
+        fs::try_exists(self.blob_path(sha256)?).await.map_err(other)
+    }
+
+    /// Whether the upload still has staging bytes.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn staging_exists(&self, upload: UploadId) -> Result<bool, StoreError> {
+        fs::try_exists(self.staging_path(upload)).await.map_err(other)
+    }
+}
+
+struct FsChunkWriter {
+    file: BufWriter<File>,
+}
+
+#[async_trait]
+impl ChunkWriter for FsChunkWriter {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.file.write_all(bytes).await.map_err(other)
+    }
+
+    async fn finish(&mut self) -> Result<(), StoreError> {
+        self.file.flush().await.map_err(other)?;
+        self.file.get_ref().sync_data().await.map_err(other)
+    }
+}
+
+async fn read_prefix(path: &Path, len: usize) -> std::io::Result<Vec<u8>> {
+    let file = File::open(path).await?;
+    let mut buf = Vec::with_capacity(len.min(1 << 20));
+    file.take(len as u64).read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn staging_writer(&self, upload: UploadId, offset: u64) -> Result<Box<dyn ChunkWriter>, StoreError> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.staging_path(upload))
+            .await
+            .map_err(other)?;
+        file.seek(SeekFrom::Start(offset)).await.map_err(other)?;
+        Ok(Box::new(FsChunkWriter { file: BufWriter::with_capacity(256 * 1024, file) }))
+    }
+
+    async fn read_head(&self, upload: UploadId, sha256: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+        match read_prefix(&self.staging_path(upload), len).await {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                read_prefix(&self.blob_path(sha256)?, len).await.map_err(other)
+            }
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    async fn commit_staging(&self, upload: UploadId, size: u64, sha256: &str) -> Result<(), StoreError> {
+        let blob = self.blob_path(sha256)?;
+        let staging = self.staging_path(upload);
+        if fs::try_exists(&blob).await.map_err(other)? {
+            // Identical bytes are stored once: the staging copy is not needed.
+            return match fs::remove_file(&staging).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
+                _ => Ok(()),
+            };
+        }
+        let file = OpenOptions::new().write(true).open(&staging).await.map_err(other)?;
+        // Bytes past the offset are left by a chunk that failed half-way: cut them.
+        file.set_len(size).await.map_err(other)?;
+        file.sync_all().await.map_err(other)?;
+        drop(file);
+        if let Some(dir) = blob.parent() {
+            fs::create_dir_all(dir).await.map_err(other)?;
+        }
+        fs::rename(&staging, &blob).await.map_err(other)
+    }
+
+    async fn delete_staging(&self, upload: UploadId) -> Result<(), StoreError> {
+        match fs::remove_file(self.staging_path(upload)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn read(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
+        let mut file = File::open(self.blob_path(sha256)?).await.map_err(other)?;
+        let remaining = match range {
+            Some((start, len)) => {
+                file.seek(SeekFrom::Start(start)).await.map_err(other)?;
+                len
+            }
+            None => file.metadata().await.map_err(other)?.len(),
+        };
+        let stream = futures_util::stream::unfold((file, remaining), |(mut file, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            let want = usize::try_from(remaining).map_or(READ_BUF, |r| r.min(READ_BUF));
+            let mut buf = vec![0u8; want];
+            match file.read(&mut buf).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than expected")),
+                    (file, 0),
+                )),
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), (file, remaining - n as u64)))
+                }
+                Err(e) => Some((Err(e), (file, 0))),
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        fs::metadata(self.root.join("blobs")).await.map(|_| ()).map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    async fn collect(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(b) = s.next().await {
+            out.extend_from_slice(&b?);
+        }
+        Ok(out)
+    }
+
+    const HELLO_SHA: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+
+    #[tokio::test]
+    async fn chunks_land_at_their_offsets_and_commit_into_one_blob() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = FsBlobStore::open(dir.path()).await?;
+        let id = UploadId::random();
+        let mut w = store.staging_writer(id, 0).await?;
+        w.write(b"hello ").await?;
+        w.finish().await?;
+        // A failed chunk left junk past the offset; the next chunk overwrites it.
+        let mut w = store.staging_writer(id, 6).await?;
+        w.write(b"XXXXXXXXXXXXXXXX").await?;
+        w.finish().await?;
+        let mut w = store.staging_writer(id, 6).await?;
+        w.write(b"world").await?;
+        w.finish().await?;
+        store.commit_staging(id, 11, HELLO_SHA).await?;
+        assert!(!store.staging_exists(id).await?);
+        assert_eq!(collect(store.read(HELLO_SHA, None).await?).await?, b"hello world");
+        assert_eq!(collect(store.read(HELLO_SHA, Some((6, 3))).await?).await?, b"wor");
+        // Committing again (a repeated complete) is fine.
+        store.commit_staging(id, 11, HELLO_SHA).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn identical_bytes_are_stored_once() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = FsBlobStore::open(dir.path()).await?;
+        for _ in 0..2 {
+            let id = UploadId::random();
+            let mut w = store.staging_writer(id, 0).await?;
+            w.write(b"hello world").await?;
+            w.finish().await?;
+            store.commit_staging(id, 11, HELLO_SHA).await?;
+            assert!(!store.staging_exists(id).await?);
+        }
+        let blobs: Vec<_> = walk(&dir.path().join("blobs"));
+        assert_eq!(blobs.len(), 1);
+        Ok(())
+    }
+
+    fn walk(p: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn names_that_are_not_digests_never_become_paths() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = FsBlobStore::open(dir.path()).await?;
+        assert!(store.blob_path("../../etc/passwd").is_err());
+        assert!(store.blob_path(&"A".repeat(64)).is_err());
+        assert!(matches!(store.read(&"a".repeat(64), None).await, Err(StoreError::NotFound)));
+        Ok(())
+    }
+}
