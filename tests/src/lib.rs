@@ -1,1 +1,243 @@
-//! End-to-end test support
+//! End-to-end test support: a real mediabox server (started exactly as `mediabox serve`
+//! starts it) on a free port, on a fresh SQLite or PostgreSQL database, and a real HTTP
+//! client. [`on_both_databases!`] turns one async test function into a test per backend.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::path::PathBuf;
+
+use mediabox::{Config, Running};
+use mediabox_persistence::testing::TestDb;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use sha2::Digest;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Every permission, for callers who may do anything.
+pub const ALL: &[&str] = &["media:read", "media:write", "media:delete", "event:write", "catalog:write"];
+
+/// A running server and what it runs on.
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub config: Config,
+    pub backend: Backend,
+    pub db_url: String,
+    pub running: Running,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the future only waits for it.
+        drop(self.running.handle.stop(false));
+    }
+}
+
+/// Runs one async test function on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> $crate::TestResult {
+                let s = $crate::TestServer::start($crate::Backend::Sqlite, stringify!($name), |_| {}).await?;
+                super::$name(s.expect("sqlite always runs")).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> $crate::TestResult {
+                match $crate::TestServer::start($crate::Backend::Postgres, stringify!($name), |_| {}).await? {
+                    Some(s) => super::$name(s).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    )*};
+}
+
+impl TestServer {
+    /// Starts a server; `None` when PostgreSQL is asked for and skipped.
+    pub async fn start(backend: Backend, name: &str, tweak: impl FnOnce(&mut Config)) -> Res<Option<Self>> {
+        let db = match backend {
+            Backend::Sqlite => TestDb::sqlite(),
+            Backend::Postgres => match TestDb::postgres(&format!("{name}::postgres")) {
+                Some(db) => db,
+                None => return Ok(None),
+            },
+        };
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::for_dir(dir.path());
+        config.database_url = db.url.clone();
+        config.jwt_secret = Some("e2e-secret".to_owned());
+        config.workers = Some(2);
+        tweak(&mut config);
+        let running = mediabox::start(&config).await?;
+        let base = format!("http://{}", running.addr);
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        Ok(Some(Self { base, http, db_url: db.url.clone(), config, backend, running, _db: db, _dir: dir }))
+    }
+
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A token for `sub` in `org` with `perms`.
+    #[must_use]
+    pub fn token(&self, sub: &str, org: &str, perms: &[&str]) -> String {
+        let perms: Vec<String> = perms.iter().map(|p| (*p).to_owned()).collect();
+        let claims = mediabox_http::auth::dev_claims(sub, org, &perms, 3600);
+        mediabox::auth_config(&self.config).expect("auth config").mint(&claims).expect("mint")
+    }
+
+    /// A caller acting as `sub` in `org`.
+    #[must_use]
+    pub fn as_user(&self, sub: &str, org: &str, perms: &[&str]) -> Caller<'_> {
+        Caller { server: self, token: self.token(sub, org, perms) }
+    }
+
+    /// Where the blob store keeps files.
+    #[must_use]
+    pub fn blob_root(&self) -> PathBuf {
+        self.config.data_dir.join("blobs")
+    }
+}
+
+/// Files under a directory, recursively.
+#[must_use]
+pub fn files_under(p: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// Someone calling the API with a bearer token.
+pub struct Caller<'a> {
+    pub server: &'a TestServer,
+    pub token: String,
+}
+
+impl Caller<'_> {
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.server.http.request(method, self.server.url(path)).bearer_auth(&self.token)
+    }
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.req(Method::GET, path)
+    }
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.req(Method::POST, path)
+    }
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        self.req(Method::PUT, path)
+    }
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.req(Method::DELETE, path)
+    }
+    pub fn patch(&self, path: &str) -> RequestBuilder {
+        self.req(Method::PATCH, path)
+    }
+
+    /// Sends one raw chunk; `None` upload id starts a new upload.
+    pub fn chunk(
+        &self,
+        upload: Option<&str>,
+        bytes: &[u8],
+        start: usize,
+        total: Option<usize>,
+        filename: &str,
+    ) -> RequestBuilder {
+        let path = match upload {
+            None => format!("/api/v2/media/chunk_upload/?filename={filename}"),
+            Some(id) => format!("/api/v2/media/chunk_upload/{id}/"),
+        };
+        let end = start + bytes.len() - 1;
+        let total = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+        self.put(&path)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("bytes {start}-{end}/{total}"))
+            .body(bytes.to_vec())
+    }
+
+    /// Uploads `bytes` in chunks of `chunk` bytes and completes with the SHA-256.
+    pub async fn upload(&self, bytes: &[u8], chunk: usize, filename: &str) -> Res<Value> {
+        let mut id: Option<String> = None;
+        for (i, part) in bytes.chunks(chunk).enumerate() {
+            let r = self.chunk(id.as_deref(), part, i * chunk, Some(bytes.len()), filename).send().await?;
+            let v = expect_json(r, StatusCode::OK).await?;
+            id = Some(v["upload_id"].as_str().ok_or("no upload_id")?.to_owned());
+        }
+        let id = id.ok_or("empty file")?;
+        let sha = hex::encode(sha2::Sha256::digest(bytes));
+        let r = self
+            .post("/api/v2/media/chunk_upload_complete/")
+            .json(&serde_json::json!({"upload_id": id, "sha256": sha}))
+            .send()
+            .await?;
+        expect_json(r, StatusCode::OK).await
+    }
+
+    /// Creates an event and returns its id.
+    pub async fn event(&self, title: &str) -> Res<i64> {
+        let r = self.post("/api/v2/event/").json(&serde_json::json!({"title": title})).send().await?;
+        let v = expect_json(r, StatusCode::CREATED).await?;
+        v["id"].as_i64().ok_or_else(|| "no id".into())
+    }
+}
+
+/// Asserts the status and returns the JSON body; the error names what came back.
+pub async fn expect_json(r: Response, status: StatusCode) -> Res<Value> {
+    let got = r.status();
+    let text = r.text().await?;
+    if got != status {
+        return Err(format!("expected {status}, got {got}: {text}").into());
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Asserts a problem+json error with this status and returns its body.
+pub async fn expect_problem(r: Response, status: StatusCode) -> Res<Value> {
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let v = expect_json(r, status).await?;
+    assert!(ct.starts_with("application/problem+json"), "content type {ct}");
+    assert_eq!(v["status"], status.as_u16(), "{v}");
+    for m in ["type", "title", "detail", "instance"] {
+        assert!(v.get(m).is_some(), "problem lacks {m}: {v}");
+    }
+    Ok(v)
+}
+
+/// A PNG of `w` x `h` pixels whose bytes depend on `seed`.
+#[must_use]
+pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([seed, x as u8, y as u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    out.into_inner()
+}
+
+#[must_use]
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[must_use]
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(b))
+}

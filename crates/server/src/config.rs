@@ -25,6 +25,8 @@ pub struct Config {
     pub upload_ttl_secs: i64,
     pub gc_interval_secs: u64,
     pub db_timeout_secs: u64,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +52,7 @@ struct FileConfig {
     upload_ttl_secs: Option<i64>,
     gc_interval_secs: Option<u64>,
     db_timeout_secs: Option<u64>,
+    workers: Option<usize>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -100,6 +103,7 @@ impl Config {
             upload_ttl_secs: env_parse("UPLOAD_TTL_SECS")?.or(f.upload_ttl_secs).unwrap_or(86_400),
             gc_interval_secs: env_parse("GC_INTERVAL_SECS")?.or(f.gc_interval_secs).unwrap_or(600),
             db_timeout_secs: env_parse("DB_TIMEOUT_SECS")?.or(f.db_timeout_secs).unwrap_or(3),
+            workers: env_parse("WORKERS")?.or(f.workers),
             data_dir,
         })
     }
@@ -123,6 +127,7 @@ impl Config {
             upload_ttl_secs: 86_400,
             gc_interval_secs: 600,
             db_timeout_secs: 3,
+            workers: None,
         }
     }
 }

@@ -27,6 +27,9 @@ use sha2::{Digest, Sha256};
 
 pub use config::Config;
 
+#[doc(hidden)]
+pub use mediabox_http as http;
+
 /// Everything wired: the database, the store and the use cases.
 pub struct Wired {
     pub db: Db,

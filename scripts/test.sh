@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test. PostgreSQL tests use MEDIABOX_TEST_PG_URL when set; otherwise, when the
+# PostgreSQL server binaries exist, a throwaway cluster is started in a temporary
+# directory for this run and stopped after it; otherwise PostgreSQL tests print a loud
+# SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"; return 0
+  fi
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+cleanup() { :; }
+if [ -z "${MEDIABOX_TEST_PG_URL:-}" ]; then
+  if PGBIN=$(find_pg_bin); then
+    PGTMP=$(mktemp -d /tmp/mediabox-pg.XXXXXX)
+    PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 54329)
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres: "$PGTMP" 2>/dev/null || true
+      as_pg=(runuser -u postgres --)
+    fi
+    echo "make test: starting a throwaway PostgreSQL cluster in $PGTMP on port $PGPORT"
+    "${as_pg[@]}" "$PGBIN/initdb" -D "$PGTMP/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$PGTMP/initdb.log" 2>&1
+    "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/pg.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGTMP -c fsync=off -c max_connections=300" start >/dev/null
+    cleanup() {
+      "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true
+      rm -rf "$PGTMP"
+    }
+    export MEDIABOX_TEST_PG_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+  else
+    echo "!!! make test: no MEDIABOX_TEST_PG_URL and no PostgreSQL binaries: PostgreSQL tests will be SKIPPED"
+  fi
+fi
+trap cleanup EXIT
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

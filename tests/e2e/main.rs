@@ -1,0 +1,12 @@
+//! End-to-end tests: the real server over real HTTP, on SQLite and on PostgreSQL. One
+//! module per part of the API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod concurrency;
+mod events;
+mod gallery;
+mod media;
+mod ops;
+mod uploads;

@@ -1,0 +1,309 @@
+//! The chunked upload (SPEC 3).
+
+use mediabox_tests::{
+    expect_json, expect_problem, files_under, md5_hex, on_both_databases, png, sha256_hex, Backend, TestResult,
+    TestServer, ALL,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+
+on_both_databases!(
+    a_file_sent_in_chunks_becomes_a_media_with_its_sniffed_type_and_dimensions,
+    a_multipart_first_chunk_names_the_file_and_the_name_is_sanitized,
+    a_chunk_at_the_wrong_offset_is_refused_with_the_current_offset,
+    resending_the_last_chunk_answers_the_same_offset,
+    the_status_tells_the_offset_and_abandoning_drops_the_upload,
+    a_checksum_mismatch_is_refused_and_the_upload_stays_resumable,
+    completing_twice_answers_the_same_media,
+    only_the_uploader_may_send_see_or_complete,
+    a_body_shorter_or_longer_than_its_range_is_refused,
+    starting_an_upload_needs_media_write,
+    identical_bytes_are_stored_once,
+    two_chunks_racing_for_one_offset_are_never_both_appended,
+);
+
+async fn a_file_sent_in_chunks_becomes_a_media_with_its_sniffed_type_and_dimensions(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bytes = png(40, 30, 7);
+    // Named .txt and sent as octet-stream: the type comes from the bytes anyway.
+    let m = u.upload(&bytes, 100, "photo.txt").await?;
+    assert_eq!(m["content_type"], "image/png");
+    assert_eq!(m["kind"], "image");
+    assert_eq!((m["width"].as_u64(), m["height"].as_u64()), (Some(40), Some(30)));
+    assert_eq!(m["size"], bytes.len());
+    assert_eq!(m["sha256"], sha256_hex(&bytes));
+    assert_eq!(m["md5"], md5_hex(&bytes));
+    assert_eq!(m["uploaded_by"], "u-1");
+    let id = m["id"].as_i64().ok_or("id")?;
+    let got = u.get(&format!("/api/v2/media/{id}/file")).send().await?.bytes().await?;
+    assert_eq!(got.as_ref(), bytes.as_slice());
+    // The staging bytes are gone: only the blob remains.
+    let staged = files_under(&s.blob_root().join("staging"));
+    assert!(staged.is_empty(), "staging left: {staged:?}");
+    Ok(())
+}
+
+async fn a_multipart_first_chunk_names_the_file_and_the_name_is_sanitized(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let part = reqwest::multipart::Part::bytes(b"GIF89a-not-really".to_vec()).file_name("../../etc/pa\"ss.gif");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let r = u.put("/api/v2/media/chunk_upload/").multipart(form).send().await?;
+    let up = expect_json(r, StatusCode::OK).await?;
+    assert_eq!(up["offset"], 17);
+    assert!(up["expires"].as_str().is_some_and(|e| e.ends_with('Z')), "{up}");
+    let r = u
+        .post("/api/v2/media/chunk_upload_complete/")
+        .form(&[("upload_id", up["upload_id"].as_str().ok_or("id")?)])
+        .send()
+        .await?;
+    let m = expect_json(r, StatusCode::OK).await?;
+    assert_eq!(m["filename"], "pa_ss.gif");
+    assert_eq!(m["content_type"], "image/gif");
+    Ok(())
+}
+
+async fn a_chunk_at_the_wrong_offset_is_refused_with_the_current_offset(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"0123", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    let p = expect_problem(u.chunk(Some(id), b"89", 8, None, "a.bin").send().await?, StatusCode::BAD_REQUEST).await?;
+    assert_eq!(p["offset"], 4);
+    let st = expect_json(u.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::OK).await?;
+    assert_eq!(st["offset"], 4, "a refused chunk changes nothing");
+    // Chunks after the first must say where they go.
+    let r = u.put(&format!("/api/v2/media/chunk_upload/{id}/")).body("x").send().await?;
+    let p = expect_problem(r, StatusCode::BAD_REQUEST).await?;
+    assert_eq!(p["field"], "Content-Range");
+    let r = u
+        .put(&format!("/api/v2/media/chunk_upload/{id}/"))
+        .header("Content-Range", "bytes 9-4/*")
+        .body("x")
+        .send()
+        .await?;
+    expect_problem(r, StatusCode::BAD_REQUEST).await?;
+    Ok(())
+}
+
+async fn resending_the_last_chunk_answers_the_same_offset(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"0123", 0, Some(8), "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+    let a = expect_json(u.chunk(Some(&id), b"4567", 4, Some(8), "a.bin").send().await?, StatusCode::OK).await?;
+    let b = expect_json(u.chunk(Some(&id), b"4567", 4, Some(8), "a.bin").send().await?, StatusCode::OK).await?;
+    assert_eq!((a["offset"].as_u64(), b["offset"].as_u64()), (Some(8), Some(8)));
+    let r = u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?;
+    let m = expect_json(r, StatusCode::OK).await?;
+    assert_eq!(m["sha256"], sha256_hex(b"01234567"), "the retry was not appended twice");
+    Ok(())
+}
+
+async fn the_status_tells_the_offset_and_abandoning_drops_the_upload(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"abcdef", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    let path = format!("/api/v2/media/chunk_upload/{id}/");
+    let st = expect_json(u.get(&path).send().await?, StatusCode::OK).await?;
+    assert_eq!((st["offset"].as_u64(), st["upload_id"].as_str()), (Some(6), Some(id)));
+    assert_eq!(files_under(&s.blob_root().join("staging")).len(), 1);
+    assert_eq!(u.delete(&path).send().await?.status(), StatusCode::NO_CONTENT);
+    expect_problem(u.get(&path).send().await?, StatusCode::NOT_FOUND).await?;
+    assert!(files_under(&s.blob_root().join("staging")).is_empty(), "the bytes went with it");
+    expect_problem(u.get("/api/v2/media/chunk_upload/not-a-uuid/").send().await?, StatusCode::NOT_FOUND).await?;
+    Ok(())
+}
+
+async fn a_checksum_mismatch_is_refused_and_the_upload_stays_resumable(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"hello ", 0, None, "a.txt").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+    let r = u
+        .post("/api/v2/media/chunk_upload_complete/")
+        .json(&json!({"upload_id": id, "md5": md5_hex(b"hello world")}))
+        .send()
+        .await?;
+    let p = expect_problem(r, StatusCode::BAD_REQUEST).await?;
+    assert_eq!((p["offset"].as_u64(), p["field"].as_str()), (Some(6), Some("md5")));
+    expect_json(u.chunk(Some(&id), b"world", 6, None, "a.txt").send().await?, StatusCode::OK).await?;
+    let r = u
+        .post("/api/v2/media/chunk_upload_complete/")
+        .json(&json!({"upload_id": id, "sha256": "00".repeat(32)}))
+        .send()
+        .await?;
+    expect_problem(r, StatusCode::BAD_REQUEST).await?;
+    let r = u
+        .post("/api/v2/media/chunk_upload_complete/")
+        .json(&json!({"upload_id": id, "md5": md5_hex(b"hello world")}))
+        .send()
+        .await?;
+    let m = expect_json(r, StatusCode::OK).await?;
+    assert_eq!(m["size"], 11);
+    Ok(())
+}
+
+async fn completing_twice_answers_the_same_media(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"twice", 0, Some(5), "a.txt").send().await?, StatusCode::OK).await?;
+    let body = json!({"upload_id": up["upload_id"]});
+    let a =
+        expect_json(u.post("/api/v2/media/chunk_upload_complete/").json(&body).send().await?, StatusCode::OK).await?;
+    let b =
+        expect_json(u.post("/api/v2/media/chunk_upload_complete/").json(&body).send().await?, StatusCode::OK).await?;
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(a["uuid"], b["uuid"]);
+    // A completed upload takes no more chunks.
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    expect_problem(u.chunk(Some(id), b"more", 5, None, "a.txt").send().await?, StatusCode::CONFLICT).await?;
+    Ok(())
+}
+
+async fn only_the_uploader_may_send_see_or_complete(s: TestServer) -> TestResult {
+    let owner = s.as_user("u-1", "acme", ALL);
+    let colleague = s.as_user("u-2", "acme", ALL);
+    let stranger = s.as_user("u-1", "beta", ALL);
+    let up = expect_json(owner.chunk(None, b"mine", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    expect_problem(colleague.chunk(Some(id), b"x", 4, None, "a").send().await?, StatusCode::FORBIDDEN).await?;
+    expect_problem(stranger.chunk(Some(id), b"x", 4, None, "a").send().await?, StatusCode::NOT_FOUND).await?;
+    expect_problem(stranger.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::NOT_FOUND)
+        .await?;
+    let body = json!({"upload_id": id});
+    let r = colleague.post("/api/v2/media/chunk_upload_complete/").json(&body).send().await?;
+    expect_problem(r, StatusCode::FORBIDDEN).await?;
+    let r = stranger.post("/api/v2/media/chunk_upload_complete/").json(&body).send().await?;
+    expect_problem(r, StatusCode::NOT_FOUND).await?;
+    let st = expect_json(owner.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::OK).await?;
+    assert_eq!(st["offset"], 4);
+    Ok(())
+}
+
+async fn a_body_shorter_or_longer_than_its_range_is_refused(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"0123", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    let path = format!("/api/v2/media/chunk_upload/{id}/");
+    let short = u.put(&path).header("Content-Range", "bytes 4-13/*").body("45").send().await?;
+    let p = expect_problem(short, StatusCode::BAD_REQUEST).await?;
+    assert_eq!(p["offset"], 4);
+    let long = u.put(&path).header("Content-Range", "bytes 4-5/*").body("456789").send().await?;
+    expect_problem(long, StatusCode::BAD_REQUEST).await?;
+    // Neither left a trace: the next good chunk lands at 4 and the file is exact.
+    expect_json(u.chunk(Some(id), b"45", 4, None, "a").send().await?, StatusCode::OK).await?;
+    let m = expect_json(
+        u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(m["sha256"], sha256_hex(b"012345"));
+    let got = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?.bytes().await?;
+    assert_eq!(got.as_ref(), b"012345");
+    Ok(())
+}
+
+async fn starting_an_upload_needs_media_write(s: TestServer) -> TestResult {
+    let reader = s.as_user("u-1", "acme", &["media:read"]);
+    let p = expect_problem(reader.chunk(None, b"x", 0, None, "a").send().await?, StatusCode::FORBIDDEN).await?;
+    assert_eq!(p["missingPermissions"], json!(["media:write"]));
+    Ok(())
+}
+
+async fn identical_bytes_are_stored_once(s: TestServer) -> TestResult {
+    let a = s.as_user("u-1", "acme", ALL);
+    let b = s.as_user("u-2", "beta", ALL);
+    let bytes = png(8, 8, 1);
+    let m1 = a.upload(&bytes, 1000, "a.png").await?;
+    let m2 = b.upload(&bytes, 50, "b.png").await?;
+    assert_ne!(m1["id"], m2["id"]);
+    assert_eq!(m1["sha256"], m2["sha256"]);
+    assert_eq!(files_under(&s.blob_root().join("blobs")).len(), 1);
+    Ok(())
+}
+
+async fn two_chunks_racing_for_one_offset_are_never_both_appended(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    for _ in 0..10 {
+        let up = expect_json(u.chunk(None, b"head", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+        let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+        let x = vec![b'x'; 64 * 1024];
+        let y = vec![b'y'; 64 * 1024];
+        let (rx, ry) =
+            tokio::join!(u.chunk(Some(&id), &x, 4, None, "a").send(), u.chunk(Some(&id), &y, 4, None, "a").send());
+        let (rx, ry) = (rx?, ry?);
+        let statuses = [rx.status(), ry.status()];
+        let winners = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let (winner_bytes, loser) = if rx.status() == StatusCode::OK { (&x, ry) } else { (&y, rx) };
+        if winners == 2 {
+            // The second arrived after the first finished: a retry of the same range.
+            // Legal only if it answered the same offset and changed nothing.
+        } else {
+            assert_eq!(winners, 1, "{statuses:?}");
+            assert!(matches!(loser.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT));
+            let p: serde_json::Value = loser.json().await?;
+            assert!(p["offset"].is_u64(), "{p}");
+        }
+        let m = expect_json(
+            u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?,
+            StatusCode::OK,
+        )
+        .await?;
+        assert_eq!(m["size"], 4 + 64 * 1024);
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(winner_bytes);
+        if winners == 1 {
+            assert_eq!(m["sha256"], sha256_hex(&want));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_and_uploads_over_the_limits_are_too_large() -> TestResult {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(s) = TestServer::start(backend, "limits", |c| {
+            c.max_chunk_bytes = 1024;
+            c.max_upload_bytes = 4096;
+        })
+        .await?
+        else {
+            continue;
+        };
+        let u = s.as_user("u-1", "acme", ALL);
+        let p = expect_problem(u.chunk(None, &[0; 2000], 0, None, "a").send().await?, StatusCode::PAYLOAD_TOO_LARGE)
+            .await?;
+        assert_eq!(p["limit"], 1024);
+        expect_problem(u.chunk(None, &[0; 100], 0, Some(5000), "a").send().await?, StatusCode::PAYLOAD_TOO_LARGE)
+            .await?;
+        // Without a range the limit is enforced on the bytes as they stream.
+        let r = u.put("/api/v2/media/chunk_upload/").body(vec![0u8; 3000]).send().await?;
+        expect_problem(r, StatusCode::PAYLOAD_TOO_LARGE).await?;
+        let up = expect_json(u.chunk(None, &[1; 1024], 0, None, "a").send().await?, StatusCode::OK).await?;
+        let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+        for i in 1..4 {
+            expect_json(u.chunk(Some(&id), &[1; 1024], i * 1024, None, "a").send().await?, StatusCode::OK).await?;
+        }
+        expect_problem(u.chunk(Some(&id), &[1; 1], 4096, None, "a").send().await?, StatusCode::PAYLOAD_TOO_LARGE)
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_upload_is_gone_and_collected() -> TestResult {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        // A lifetime of zero: every upload is expired as soon as it is made.
+        let Some(s) = TestServer::start(backend, "expiry", |c| c.upload_ttl_secs = 0).await? else { continue };
+        let u = s.as_user("u-1", "acme", ALL);
+        let up = expect_json(u.chunk(None, b"soon gone", 0, None, "a").send().await?, StatusCode::OK).await?;
+        let id = up["upload_id"].as_str().ok_or("id")?;
+        expect_problem(u.chunk(Some(id), b"!", 9, None, "a").send().await?, StatusCode::GONE).await?;
+        expect_problem(u.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::GONE).await?;
+        let r = u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?;
+        expect_problem(r, StatusCode::GONE).await?;
+        assert_eq!(files_under(&s.blob_root().join("staging")).len(), 1);
+        let n = mediabox::gc_once(&s.running.wired.uploads).await?;
+        assert_eq!(n, 1);
+        assert!(files_under(&s.blob_root().join("staging")).is_empty(), "the chunks were collected");
+        expect_problem(u.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::NOT_FOUND)
+            .await?;
+    }
+    Ok(())
+}
