@@ -11,9 +11,26 @@ use mediabox_domain::media::GetMediaError;
 use mediabox_domain::upload::{ChunkError, CompleteError, UploadError};
 use serde_json::{json, Map, Value};
 
+/// An error answered as a problem. Boxed, so that `Result<_, ApiError>` stays small.
+#[derive(Debug, Clone)]
+pub struct ApiError(Box<Problem>);
+
+impl std::ops::Deref for ApiError {
+    type Target = Problem;
+    fn deref(&self) -> &Problem {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut Problem {
+        &mut self.0
+    }
+}
+
 /// A problem: status, a short stable title, a human detail and extra members.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct Problem {
     pub status: StatusCode,
     /// The last segment of the problem `type` URI, e.g. `offset-mismatch`.
     pub kind: &'static str,
@@ -35,7 +52,15 @@ impl std::fmt::Display for ApiError {
 impl ApiError {
     #[must_use]
     pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind, title, detail: detail.into(), members: Map::new(), headers: Vec::new(), internal: None }
+        Self(Box::new(Problem {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            members: Map::new(),
+            headers: Vec::new(),
+            internal: None,
+        }))
     }
     #[must_use]
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
