@@ -149,3 +149,53 @@ async fn clients_accepting_json_ld_get_its_members_in_errors(s: TestServer) -> T
     assert!(p.get("@context").is_none());
     Ok(())
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+fn signed(
+    alg: jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+    kid: Option<&str>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    let perms: Vec<String> = ALL.iter().map(|p| (*p).to_owned()).collect();
+    jsonwebtoken::encode(&header, &mediabox_http::auth::dev_claims("u-1", "acme", &perms, 600), key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_keys_verify_rs256_and_es256_and_refuse_algorithm_confusion() -> TestResult {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let rsa_private = EncodingKey::from_rsa_pem(&std::fs::read(fixture("rsa-private.pem"))?)?;
+    let ec_private = EncodingKey::from_ec_pem(&std::fs::read(fixture("ec-private.pem"))?)?;
+    let rsa_public = std::fs::read(fixture("rsa-public.pem"))?;
+    for (key_file, good) in [
+        ("rsa-public.pem", signed(Algorithm::RS256, &rsa_private, None)?),
+        ("ec-public.pem", signed(Algorithm::ES256, &ec_private, None)?),
+        ("jwks.json", signed(Algorithm::RS256, &rsa_private, Some("rsa-1"))?),
+    ] {
+        let s = TestServer::start(mediabox_tests::Backend::Sqlite, "public-keys", |c| {
+            c.jwt_secret = None;
+            c.jwt_public_key = Some(fixture(key_file));
+        })
+        .await?
+        .ok_or("sqlite")?;
+        let url = s.url("/api/v2/event/");
+        let r = s.http.get(&url).bearer_auth(&good).send().await?;
+        assert_eq!(r.status(), StatusCode::OK, "{key_file}");
+        assert!(r.headers().get("x-token").is_none(), "no sliding tokens without a secret");
+        // HS256 "signed" with the public key as secret: the classic confusion attack.
+        let confused = signed(Algorithm::HS256, &EncodingKey::from_secret(&rsa_public), None)?;
+        expect_problem(s.http.get(&url).bearer_auth(&confused).send().await?, StatusCode::UNAUTHORIZED).await?;
+        // A token signed by another key of the same kind.
+        let other = if key_file.starts_with("ec") {
+            signed(Algorithm::RS256, &rsa_private, None)?
+        } else {
+            signed(Algorithm::ES256, &ec_private, None)?
+        };
+        expect_problem(s.http.get(&url).bearer_auth(&other).send().await?, StatusCode::UNAUTHORIZED).await?;
+    }
+    Ok(())
+}

@@ -59,3 +59,28 @@ async fn the_openapi_document_lists_every_route_and_the_docs_are_served() -> Tes
     assert!(r.text().await?.to_lowercase().contains("swagger"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_unreachable_requests_answer_503_and_service_resumes() -> TestResult {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(s) = TestServer::start(Backend::Postgres, "db-outage", |_| {}).await? else { return Ok(()) };
+    let u = s.as_user("u-1", "acme", ALL);
+    expect_json(u.get("/api/v2/event/").send().await?, StatusCode::OK).await?;
+    let admin_url = std::env::var("MEDIABOX_TEST_PG_URL")?;
+    let db_name = s.db_url.rsplit('/').next().ok_or("db name")?.split('?').next().ok_or("db name")?.to_owned();
+    let mut admin = diesel::pg::PgConnection::establish(&admin_url)?;
+    let mut exec = |sql: String| diesel::sql_query(sql).execute(&mut admin);
+    exec(format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))?;
+    exec(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}'"))?;
+    let started = std::time::Instant::now();
+    let p =
+        mediabox_tests::expect_problem(u.get("/api/v2/event/").send().await?, StatusCode::SERVICE_UNAVAILABLE).await?;
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "answered in {:?}", started.elapsed());
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(!detail.contains(&db_name) && !detail.to_lowercase().contains("select"), "no internals: {detail}");
+    mediabox_tests::expect_problem(s.http.get(s.url("/readyz")).send().await?, StatusCode::SERVICE_UNAVAILABLE).await?;
+    exec(format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true"))?;
+    expect_json(u.get("/api/v2/event/").send().await?, StatusCode::OK).await?;
+    expect_json(s.http.get(s.url("/readyz")).send().await?, StatusCode::OK).await?;
+    Ok(())
+}
