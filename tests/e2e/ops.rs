@@ -20,7 +20,9 @@ async fn metrics_count_requests_by_route_and_status_and_upload_bytes(s: TestServ
     let text = s.http.get(s.url("/metrics")).send().await?.text().await?;
     assert!(text.contains(r#"http_requests_total{method="GET",route="/api/v2/event/{id}/",status="404"} 1"#), "{text}");
     assert!(text.contains(r#"route="/api/v2/media/chunk_upload_complete/",status="200""#));
-    assert!(text.contains("http_request_duration_seconds_bucket"));
+    assert!(
+        text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/api/v2/event/{id}/",status="404""#)
+    );
     let uploaded: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("mediabox_upload_bytes_total "))

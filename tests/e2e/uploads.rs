@@ -20,6 +20,8 @@ on_both_databases!(
     starting_an_upload_needs_media_write,
     identical_bytes_are_stored_once,
     two_chunks_racing_for_one_offset_are_never_both_appended,
+    one_upload_can_send_its_chunks_to_different_instances,
+    an_internal_error_is_logged_and_answered_with_the_request_id_only,
 );
 
 async fn a_file_sent_in_chunks_becomes_a_media_with_its_sniffed_type_and_dimensions(s: TestServer) -> TestResult {
@@ -304,6 +306,68 @@ async fn an_expired_upload_is_gone_and_collected() -> TestResult {
         assert!(files_under(&s.blob_root().join("staging")).is_empty(), "the chunks were collected");
         expect_problem(u.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::NOT_FOUND)
             .await?;
+    }
+    Ok(())
+}
+
+async fn one_upload_can_send_its_chunks_to_different_instances(s: TestServer) -> TestResult {
+    // A second instance on the same database and data directory, as behind a load balancer.
+    let other = mediabox::start(&s.config).await?;
+    let b_base = format!("http://{}", other.addr);
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"first-", 0, Some(12), "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    let r = s
+        .http
+        .put(format!("{b_base}/api/v2/media/chunk_upload/{id}/"))
+        .bearer_auth(&u.token)
+        .header("Content-Range", "bytes 6-11/12")
+        .body("second")
+        .send()
+        .await?;
+    assert_eq!(expect_json(r, StatusCode::OK).await?["offset"], 12);
+    let m = expect_json(
+        u.post("/api/v2/media/chunk_upload_complete/")
+            .json(&json!({"upload_id": id, "md5": md5_hex(b"first-second")}))
+            .send()
+            .await?,
+        StatusCode::OK,
+    )
+    .await?;
+    let r = s.http.get(format!("{b_base}/api/v2/media/{}/file", m["id"])).bearer_auth(&u.token).send().await?;
+    assert_eq!(r.bytes().await?.as_ref(), b"first-second");
+    drop(other.handle.stop(false));
+    Ok(())
+}
+
+async fn an_internal_error_is_logged_and_answered_with_the_request_id_only(s: TestServer) -> TestResult {
+    use diesel::{Connection, RunQueryDsl};
+    let u = s.as_user("u-1", "acme", ALL);
+    let up = expect_json(u.chunk(None, b"data", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    // Corrupt the stored hash state behind the service's back.
+    let sql = "UPDATE uploads SET sha256_state = md5_state";
+    match s.backend {
+        Backend::Sqlite => {
+            let mut c = diesel::sqlite::SqliteConnection::establish(s.db_url.trim_start_matches("sqlite://"))?;
+            diesel::sql_query(sql).execute(&mut c)?;
+        }
+        Backend::Postgres => {
+            let mut c = diesel::pg::PgConnection::establish(&s.db_url)?;
+            diesel::sql_query(sql).execute(&mut c)?;
+        }
+    }
+    let r = u
+        .post("/api/v2/media/chunk_upload_complete/")
+        .header("X-Request-Id", "req-500")
+        .json(&json!({"upload_id": id}))
+        .send()
+        .await?;
+    let p = expect_problem(r, StatusCode::INTERNAL_SERVER_ERROR).await?;
+    assert_eq!(p["requestId"], "req-500");
+    let body = p.to_string().to_lowercase();
+    for leak in ["uploads", "sha256_state", "select", "update", "/tmp", "panicked", "corrupt"] {
+        assert!(!body.contains(leak), "{leak} leaked: {body}");
     }
     Ok(())
 }

@@ -21,9 +21,9 @@ impl Metrics {
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route")
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method, route and status")
                 .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-            &["method", "route"],
+            &["method", "route", "status"],
         )?;
         let upload_bytes = IntCounter::new("mediabox_upload_bytes_total", "Bytes received in upload chunks")?;
         registry.register(Box::new(requests.clone()))?;
@@ -33,8 +33,9 @@ impl Metrics {
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.requests.with_label_values(&[method, route, &status.to_string()]).inc();
-        self.latency.with_label_values(&[method, route]).observe(seconds);
+        let status = status.to_string();
+        self.requests.with_label_values(&[method, route, &status]).inc();
+        self.latency.with_label_values(&[method, route, &status]).observe(seconds);
     }
 
     /// The text exposition format.

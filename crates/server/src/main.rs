@@ -125,3 +125,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     running.task.await.context("server task")?.context("server")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+
+    #[test]
+    fn ttls_take_seconds_or_a_unit() {
+        assert_eq!(parse_ttl("90").ok(), Some(90));
+        assert_eq!(parse_ttl("30m").ok(), Some(1800));
+        assert_eq!(parse_ttl("4h").ok(), Some(14_400));
+        assert_eq!(parse_ttl("2d").ok(), Some(172_800));
+        assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("soon").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! Load client for `make bench`: uploads through the chunked API of a running server.
+//!
+//! `upload-bench large URL TOKEN BYTES CHUNK` sends one file of BYTES in CHUNK-sized
+//! chunks (generated on the fly, never held whole) and completes it.
+//! `upload-bench small URL TOKEN COUNT BYTES CLIENTS` uploads COUNT files of BYTES each,
+//! one chunk each, from CLIENTS concurrent clients.
+//! Prints one line of JSON with the timing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+async fn send_chunk(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    id: Option<&str>,
+    start: u64,
+    data: Vec<u8>,
+    total: u64,
+) -> String {
+    let end = start + data.len() as u64 - 1;
+    let path = match id {
+        None => format!("{url}/api/v2/media/chunk_upload/?filename=bench.bin"),
+        Some(id) => format!("{url}/api/v2/media/chunk_upload/{id}/"),
+    };
+    let r = http
+        .put(path)
+        .bearer_auth(token)
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Range", format!("bytes {start}-{end}/{total}"))
+        .body(data)
+        .send()
+        .await
+        .expect("send chunk");
+    assert!(r.status().is_success(), "chunk: {}", r.status());
+    let v: serde_json::Value = r.json().await.expect("json");
+    v["upload_id"].as_str().expect("upload_id").to_owned()
+}
+
+async fn complete(http: &reqwest::Client, url: &str, token: &str, id: &str) {
+    let r = http
+        .post(format!("{url}/api/v2/media/chunk_upload_complete/"))
+        .bearer_auth(token)
+        .json(&json!({"upload_id": id}))
+        .send()
+        .await
+        .expect("complete");
+    assert!(r.status().is_success(), "complete: {}", r.status());
+}
+
+/// Bytes distinct per file and chunk, so that no two files share a blob.
+fn chunk_bytes(seed: u64, index: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let (url, token) = (args[2].clone(), args[3].clone());
+    let seed = u64::from(std::process::id())
+        ^ u64::from(std::time::SystemTime::now().elapsed().map_or(0, |d| d.subsec_nanos()));
+    match args[1].as_str() {
+        "large" => {
+            let (bytes, chunk): (u64, u64) = (args[4].parse().unwrap(), args[5].parse().unwrap());
+            let started = Instant::now();
+            let mut id: Option<String> = None;
+            let (mut start, mut i) = (0, 0);
+            while start < bytes {
+                let len = chunk.min(bytes - start);
+                let data = chunk_bytes(seed, i, usize::try_from(len).unwrap());
+                id = Some(send_chunk(&http, &url, &token, id.as_deref(), start, data, bytes).await);
+                start += len;
+                i += 1;
+            }
+            complete(&http, &url, &token, id.as_deref().unwrap()).await;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"seconds": (secs * 100.0).round() / 100.0, "MB/s": (bytes as f64 / secs / 1e6).round()})
+            );
+        }
+        "small" => {
+            let (count, size, clients): (u64, usize, usize) =
+                (args[4].parse().unwrap(), args[5].parse().unwrap(), args[6].parse().unwrap());
+            let files: Vec<Vec<u8>> = (0..count).map(|i| chunk_bytes(seed, i, size)).collect();
+            let started = Instant::now();
+            futures_util::stream::iter(files)
+                .for_each_concurrent(clients, |data| {
+                    let (http, url, token) = (&http, &url, &token);
+                    async move {
+                        let total = data.len() as u64;
+                        let id = send_chunk(http, url, token, None, 0, data, total).await;
+                        complete(http, url, token, &id).await;
+                    }
+                })
+                .await;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
+            );
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
