@@ -40,8 +40,10 @@ fn date(field: &'static str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, A
     .transpose()
 }
 
-fn user(raw: &str) -> Result<UserId, ApiError> {
-    UserId::new(raw.trim()).map_err(|e| ApiError::bad_field("user", e.to_string()))
+/// The user named by a managers request body.
+fn manager_user(req: &HttpRequest, raw: &[u8]) -> Result<UserId, ApiError> {
+    let b: ManagerRequest = body::parse(req, raw, &[])?;
+    UserId::new(b.user.trim()).map_err(|e| ApiError::bad_field("user", e.to_string()))
 }
 
 /// Creates an event; the caller becomes its first manager. Needs `event:write`.
@@ -154,9 +156,7 @@ pub async fn add_manager(
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let id = event_id(&path)?;
-    let b: ManagerRequest = body::parse(&req, &raw, &[])?;
-    let event = state.events.add_manager(&auth.0, id, user(&b.user)?).await?;
+    let event = state.events.add_manager(&auth.0, event_id(&path)?, manager_user(&req, &raw)?).await?;
     Ok(HttpResponse::Ok().json(EventDto::from(event)))
 }
 
@@ -171,9 +171,7 @@ pub async fn remove_manager(
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let id = event_id(&path)?;
-    let b: ManagerRequest = body::parse(&req, &raw, &[])?;
-    state.events.remove_manager(&auth.0, id, user(&b.user)?).await?;
+    state.events.remove_manager(&auth.0, event_id(&path)?, manager_user(&req, &raw)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
