@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod catalog;
 mod concurrency;
+mod deletion;
 mod events;
 mod gallery;
 mod media;
 mod ops;
+mod races;
 mod uploads;

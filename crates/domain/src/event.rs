@@ -226,7 +226,10 @@ impl EventService {
         if media.uploaded_by != *actor.user() {
             return Err(Forbidden::rule("only the user who uploaded a media may add it to a gallery").into());
         }
-        self.events.add_to_gallery(id, media.id).await?;
+        if !self.events.add_to_gallery(id, media.id).await? {
+            // Deleted between the lookup and the write.
+            return Err(EventError::MediaNotFound);
+        }
         Ok(media)
     }
 
@@ -297,6 +300,7 @@ mod tests {
             width: Some(1),
             height: Some(1),
             created_at: Utc::now(),
+            blob_key: String::new(),
         })
     }
 
@@ -315,7 +319,7 @@ mod tests {
         let (e, m) = (event(&["u-1"])?, media("u-1")?);
         let mut events = MockEventRepository::new();
         events.expect_find().returning(move |_, _| Ok(Some(e.clone())));
-        events.expect_add_to_gallery().times(1).returning(|_, _| Ok(()));
+        events.expect_add_to_gallery().times(1).returning(|_, _| Ok(true));
         let mut repo = MockMediaRepository::new();
         repo.expect_find().returning(move |_, _| Ok(Some(m.clone())));
         let got = service(events, repo).add_to_gallery(&actor("u-1")?, EventId::new(1)?, MediaId::new(42)?).await?;

@@ -3,6 +3,7 @@
 //! by the adapter crates and mocked (feature `mocks`) in tests.
 
 pub mod actor;
+pub mod catalog;
 pub mod error;
 pub mod event;
 pub mod hashing;

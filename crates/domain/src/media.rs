@@ -64,6 +64,8 @@ pub struct Media {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub created_at: DateTime<Utc>,
+    /// Where the bytes are in the blob store (shared by media with identical bytes).
+    pub blob_key: String,
 }
 
 impl Media {
@@ -94,6 +96,63 @@ pub struct NewMedia {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub created_at: DateTime<Utc>,
+    /// The blob key the upload's bytes were committed under; the repository uses an
+    /// existing blob of the same SHA-256 instead when there is one.
+    pub blob_key: String,
+}
+
+/// The blob key of bytes first stored by one upload: never reused for other bytes, and
+/// never again for the same bytes once released.
+#[must_use]
+pub fn blob_key(sha256: &str, upload: crate::ids::UploadId) -> String {
+    format!("{sha256}-{upload}")
+}
+
+/// What still points at a media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reference {
+    Product(i64),
+    Variant(i64),
+}
+
+/// Who deletes: a user, who may delete any media of the organization (`media:delete`)
+/// or only what they uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleter {
+    pub org: OrgId,
+    pub user: UserId,
+    pub any: bool,
+}
+
+/// What one delete did, decided in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Deleted media, with the gallery entries that listed them.
+    pub deleted: Vec<(MediaId, uuid::Uuid)>,
+    /// Found, but the deleter may not delete them.
+    pub forbidden: Vec<uuid::Uuid>,
+    /// Found and permitted, but still referenced; left alone.
+    pub referenced: Vec<(uuid::Uuid, Vec<Reference>)>,
+    /// Blob keys no media uses any more: to remove from the store after the commit.
+    pub released: Vec<String>,
+}
+
+/// At most this many ids in one bulk delete.
+pub const MAX_BULK_DELETE: usize = 10_000;
+
+/// Errors of deleting media.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteMediaError {
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("media not found")]
+    NotFound,
+    #[error("the media is still referenced")]
+    Referenced(Vec<Reference>),
+    #[error("at most {max} ids per request")]
+    TooMany { max: usize },
+    #[error(transparent)]
+    Repository(#[from] RepoError),
 }
 
 /// Errors of reading a media or its bytes.
@@ -197,14 +256,150 @@ impl MediaService {
                 Some(spec.resolve(media.size).ok_or(GetMediaError::RangeNotSatisfiable { size: media.size })?)
             }
         };
-        let body = self.blobs.read(&media.sha256, range.map(|r| (r.start, r.end - r.start + 1))).await?;
+        let body = self.blobs.read(&media.blob_key, range.map(|r| (r.start, r.end - r.start + 1))).await?;
         Ok(MediaContent { media, range, body })
+    }
+
+    /// A media by its public uuid.
+    ///
+    /// # Errors
+    /// `Forbidden` without `media:read`; `NotFound` outside the actor's organization.
+    pub async fn get_by_uuid(&self, actor: &Actor, uuid: uuid::Uuid) -> Result<Media, GetMediaError> {
+        actor.require(&[Permission::MediaRead])?;
+        self.media.find_by_uuid(actor.org(), uuid).await?.ok_or(GetMediaError::NotFound)
+    }
+
+    /// Deletes one media (`DELETE /rest/api/medias/{uuid}`).
+    ///
+    /// # Errors
+    /// `NotFound` outside the organization; `Forbidden` (missing `media:delete`) for a
+    /// caller who is not the uploader; `Referenced` while a product or variant lists it.
+    pub async fn delete_one(&self, actor: &Actor, uuid: uuid::Uuid) -> Result<(), DeleteMediaError> {
+        let outcome = self.delete(actor, &[uuid]).await?;
+        if let Some((_, refs)) = outcome.referenced.into_iter().next() {
+            return Err(DeleteMediaError::Referenced(refs));
+        }
+        if !outcome.forbidden.is_empty() {
+            return Err(Forbidden::missing(vec![Permission::MediaDelete]).into());
+        }
+        if outcome.deleted.is_empty() {
+            return Err(DeleteMediaError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes what the actor may delete among `uuids` (`DELETE /api/v1/images`) and
+    /// answers the uuids actually deleted. Unknown, foreign, forbidden and referenced
+    /// ids are left alone.
+    ///
+    /// # Errors
+    /// `TooMany` over [`MAX_BULK_DELETE`] ids (then nothing is deleted).
+    pub async fn delete_many(&self, actor: &Actor, uuids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, DeleteMediaError> {
+        if uuids.len() > MAX_BULK_DELETE {
+            return Err(DeleteMediaError::TooMany { max: MAX_BULK_DELETE });
+        }
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.delete(actor, uuids).await?.deleted.into_iter().map(|(_, u)| u).collect())
+    }
+
+    /// The one delete path: rows, gallery entries and blob references go in one
+    /// transaction; released blobs are removed after it commits. A crash in between
+    /// leaves blobs without a media, which `gc` collects.
+    async fn delete(&self, actor: &Actor, uuids: &[uuid::Uuid]) -> Result<DeleteOutcome, RepoError> {
+        let deleter =
+            Deleter { org: actor.org().clone(), user: actor.user().clone(), any: actor.has(Permission::MediaDelete) };
+        let mut unique = uuids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let outcome = self.media.delete(&deleter, &unique).await?;
+        for key in &outcome.released {
+            // A failure leaves an orphan blob for gc; the delete itself has happened.
+            let _ = self.blobs.delete_blob(key).await;
+        }
+        Ok(outcome)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::{MockBlobStore, MockMediaRepository};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn actor(perms: &[Permission]) -> Result<Actor, crate::ids::InvalidId> {
+        Ok(Actor::new(UserId::new("u-1")?, OrgId::new("acme")?, perms.iter().copied()))
+    }
+
+    fn service(repo: MockMediaRepository, blobs: MockBlobStore) -> MediaService {
+        MediaService::new(Arc::new(repo), Arc::new(blobs))
+    }
+
+    #[tokio::test]
+    async fn deleting_removes_released_blobs_after_the_transaction() -> TestResult {
+        let u = uuid::Uuid::new_v4();
+        let mut repo = MockMediaRepository::new();
+        let mut seq = mockall::Sequence::new();
+        repo.expect_delete().times(1).in_sequence(&mut seq).returning(move |d, ids| {
+            assert!(d.any, "media:delete lets the deleter delete any media");
+            Ok(DeleteOutcome {
+                deleted: vec![(MediaId::new(1).unwrap_or_else(|_| unreachable!()), ids[0])],
+                released: vec!["k1".into()],
+                ..DeleteOutcome::default()
+            })
+        });
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_delete_blob().withf(|k| k == "k1").times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+        service(repo, blobs).delete_one(&actor(&[Permission::MediaDelete])?, u).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_referenced_media_is_a_conflict_naming_the_references() -> TestResult {
+        let mut repo = MockMediaRepository::new();
+        repo.expect_delete().returning(|_, ids| {
+            Ok(DeleteOutcome {
+                referenced: vec![(ids[0], vec![Reference::Product(3), Reference::Variant(9)])],
+                ..DeleteOutcome::default()
+            })
+        });
+        let err = service(repo, MockBlobStore::new()).delete_one(&actor(&[])?, uuid::Uuid::new_v4()).await;
+        assert!(
+            matches!(err, Err(DeleteMediaError::Referenced(r)) if r == vec![Reference::Product(3), Reference::Variant(9)])
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn someone_elses_media_without_media_delete_is_forbidden_and_a_stranger_is_not_found() -> TestResult {
+        let mut repo = MockMediaRepository::new();
+        repo.expect_delete().returning(|d, ids| {
+            assert!(!d.any);
+            Ok(DeleteOutcome { forbidden: vec![ids[0]], ..DeleteOutcome::default() })
+        });
+        let err = service(repo, MockBlobStore::new()).delete_one(&actor(&[])?, uuid::Uuid::new_v4()).await;
+        assert!(matches!(err, Err(DeleteMediaError::Forbidden(f)) if f.missing == vec![Permission::MediaDelete]));
+        let mut repo = MockMediaRepository::new();
+        repo.expect_delete().returning(|_, _| Ok(DeleteOutcome::default()));
+        let err = service(repo, MockBlobStore::new()).delete_one(&actor(&[])?, uuid::Uuid::new_v4()).await;
+        assert!(matches!(err, Err(DeleteMediaError::NotFound)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_bulk_delete_over_the_limit_touches_nothing_and_duplicates_count_once() -> TestResult {
+        let many: Vec<uuid::Uuid> = (0..=MAX_BULK_DELETE).map(|_| uuid::Uuid::new_v4()).collect();
+        let svc = service(MockMediaRepository::new(), MockBlobStore::new());
+        assert!(matches!(svc.delete_many(&actor(&[])?, &many).await, Err(DeleteMediaError::TooMany { max: 10_000 })));
+        assert_eq!(svc.delete_many(&actor(&[])?, &[]).await?, Vec::<uuid::Uuid>::new());
+        let u = uuid::Uuid::new_v4();
+        let mut repo = MockMediaRepository::new();
+        repo.expect_delete().withf(move |_, ids| ids == [u]).returning(|_, _| Ok(DeleteOutcome::default()));
+        service(repo, MockBlobStore::new()).delete_many(&actor(&[])?, &[u, u, u]).await?;
+        Ok(())
+    }
 
     #[test]
     fn ranges_resolve_against_the_file_size() {

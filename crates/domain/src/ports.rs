@@ -8,10 +8,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 
+use crate::catalog::{CatalogItem, ItemDeleted, ItemKind, ItemWrite, WriteRejected};
 use crate::error::{RepoError, StoreError};
 use crate::event::{Event, EventPatch, NewEvent, RemoveManagerOutcome};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
-use crate::media::{Media, NewMedia};
+use crate::media::{DeleteOutcome, Deleter, Media, NewMedia};
 use crate::page::{Page, PageRequest};
 use crate::upload::{ChunkAdvance, Upload};
 
@@ -44,6 +45,31 @@ pub trait MediaRepository: Send + Sync {
     /// # Errors
     /// `Ok(None)` when no media `id` exists in `org` (also when it exists in another one).
     async fn find(&self, org: &OrgId, id: MediaId) -> Result<Option<Media>, RepoError>;
+
+    /// # Errors
+    /// `Ok(None)` when no media with this uuid exists in `org`.
+    async fn find_by_uuid(&self, org: &OrgId, uuid: uuid::Uuid) -> Result<Option<Media>, RepoError>;
+
+    /// The ids of those of `uuids` that exist in `org`, as `(uuid, id)` pairs.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn resolve(&self, org: &OrgId, uuids: &[uuid::Uuid]) -> Result<Vec<(uuid::Uuid, MediaId)>, RepoError>;
+
+    /// Deletes those of `uuids` (distinct) in the deleter's organization that the deleter
+    /// may delete and nothing references, in one transaction with a bounded number of
+    /// statements: the media rows, their gallery entries (keeping gallery counts right)
+    /// and the blob rows no media uses any more. Concurrent adds to galleries, catalog
+    /// updates and other deletes never leave a reference to a deleted media or a blob
+    /// row without its last media.
+    /// # Errors
+    /// `RepoError` when the database fails (then nothing is deleted).
+    async fn delete(&self, deleter: &Deleter, uuids: &[uuid::Uuid]) -> Result<DeleteOutcome, RepoError>;
+
+    /// Those of `keys` that no blob row names, nor any upload still in progress: blobs
+    /// in the store that nothing will ever read.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn unreferenced_blob_keys(&self, keys: &[String]) -> Result<Vec<String>, RepoError>;
 }
 
 /// Chunked uploads in progress.
@@ -134,8 +160,9 @@ pub trait EventRepository: Send + Sync {
     async fn remove_manager(&self, id: EventId, user: &UserId) -> Result<RemoveManagerOutcome, RepoError>;
     /// Appends a media to the gallery; a media already there stays where it is.
     /// # Errors
-    /// `RepoError` when the database fails.
-    async fn add_to_gallery(&self, id: EventId, media: MediaId) -> Result<(), RepoError>;
+    /// `Ok(false)` when the media was deleted before the entry could be written (nothing
+    /// is written); `RepoError` when the database fails.
+    async fn add_to_gallery(&self, id: EventId, media: MediaId) -> Result<bool, RepoError>;
     /// Removes these media from the gallery in one transaction; ids not in it are ignored.
     /// # Errors
     /// `RepoError` when the database fails (then nothing is removed).
@@ -144,6 +171,50 @@ pub trait EventRepository: Send + Sync {
     /// # Errors
     /// `RepoError` when the database fails.
     async fn gallery(&self, id: EventId, page: PageRequest) -> Result<Page<Media>, RepoError>;
+}
+
+/// Products and variants.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CatalogRepository: Send + Sync {
+    /// Creates an item with the media of `write` in order.
+    /// # Errors
+    /// `Ok(Err(..))` when a media or the product was deleted before the write landed.
+    async fn create(
+        &self,
+        kind: ItemKind,
+        org: &OrgId,
+        write: &ItemWrite,
+        now: DateTime<Utc>,
+    ) -> Result<Result<CatalogItem, WriteRejected>, RepoError>;
+    /// Changes the fields `write` sets (its `medias` replace the list).
+    /// # Errors
+    /// `Ok(Ok(None))` when no such item exists in `org`; `Ok(Err(..))` as for create.
+    async fn update(
+        &self,
+        kind: ItemKind,
+        org: &OrgId,
+        id: i64,
+        write: &ItemWrite,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Option<CatalogItem>, WriteRejected>, RepoError>;
+    /// # Errors
+    /// `Ok(None)` when no such item exists in `org`.
+    async fn find(&self, kind: ItemKind, org: &OrgId, id: i64) -> Result<Option<CatalogItem>, RepoError>;
+    /// A page (from 1) in id order, and the total.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn list(
+        &self,
+        kind: ItemKind,
+        org: &OrgId,
+        page: u32,
+        per_page: u32,
+    ) -> Result<(Vec<CatalogItem>, u64), RepoError>;
+    /// Deletes an item unless variants name it.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn delete(&self, kind: ItemKind, org: &OrgId, id: i64) -> Result<ItemDeleted, RepoError>;
 }
 
 /// Writes one chunk's bytes into an upload's staging object.
@@ -167,25 +238,33 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// `StoreError` when the staging object cannot be opened.
     async fn staging_writer(&self, upload: UploadId, offset: u64) -> Result<Box<dyn ChunkWriter>, StoreError>;
-    /// Up to `len` leading bytes of the staging object (or of the committed blob `sha256`
-    /// when the staging object was already committed).
+    /// Up to `len` leading bytes of the staging object (or of blob `key` when the staging
+    /// object was already committed).
     /// # Errors
     /// `NotFound` when neither exists.
-    async fn read_head(&self, upload: UploadId, sha256: &str, len: usize) -> Result<Vec<u8>, StoreError>;
-    /// Turns the first `size` bytes of the staging object into blob `sha256`. Idempotent:
+    async fn read_head(&self, upload: UploadId, key: &str, len: usize) -> Result<Vec<u8>, StoreError>;
+    /// Turns the first `size` bytes of the staging object into blob `key`. Idempotent:
     /// when the blob already exists the staging object is dropped; when the staging object
     /// is gone and the blob exists, it succeeds.
     /// # Errors
     /// `NotFound` when neither exists.
-    async fn commit_staging(&self, upload: UploadId, size: u64, sha256: &str) -> Result<(), StoreError>;
+    async fn commit_staging(&self, upload: UploadId, size: u64, key: &str) -> Result<(), StoreError>;
     /// Removes a staging object; a missing one is not an error.
     /// # Errors
     /// `StoreError` when it cannot be removed.
     async fn delete_staging(&self, upload: UploadId) -> Result<(), StoreError>;
-    /// Streams blob `sha256`, whole or `(start, length)`.
+    /// Streams blob `key`, whole or `(start, length)`.
     /// # Errors
     /// `NotFound` when the blob does not exist.
-    async fn read(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError>;
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError>;
+    /// Removes blob `key`; a missing one is not an error.
+    /// # Errors
+    /// `StoreError` when it cannot be removed.
+    async fn delete_blob(&self, key: &str) -> Result<(), StoreError>;
+    /// Every blob key in the store with the time it was last written (for gc).
+    /// # Errors
+    /// `StoreError` when the store cannot be listed.
+    async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
     /// Checks that the store answers.
     /// # Errors
     /// `Unavailable` when it does not.

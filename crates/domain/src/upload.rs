@@ -15,8 +15,8 @@ use crate::actor::{Actor, Permission};
 use crate::error::{Forbidden, RepoError, StoreError};
 use crate::hashing::Hashes;
 use crate::ids::{MediaId, OrgId, UploadId, UserId};
-use crate::media::{Media, MediaKind, NewMedia};
-use crate::ports::{BlobStore, Clock, IncomingBody, UploadRepository};
+use crate::media::{blob_key, Media, MediaKind, NewMedia};
+use crate::ports::{BlobStore, Clock, IncomingBody, MediaRepository, UploadRepository};
 use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
 
 /// How long a chunk may hold an upload's write lease before another request may take it
@@ -173,6 +173,7 @@ pub enum CompleteError {
 /// The chunked upload use cases.
 pub struct UploadService {
     uploads: Arc<dyn UploadRepository>,
+    media: Arc<dyn MediaRepository>,
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     limits: UploadLimits,
@@ -189,11 +190,12 @@ impl UploadService {
     #[must_use]
     pub fn new(
         uploads: Arc<dyn UploadRepository>,
+        media: Arc<dyn MediaRepository>,
         blobs: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
         limits: UploadLimits,
     ) -> Self {
-        Self { uploads, blobs, clock, limits }
+        Self { uploads, media, blobs, clock, limits }
     }
 
     #[must_use]
@@ -462,15 +464,17 @@ impl UploadService {
             }
             Access::Expired => return Err(CompleteError::Expired),
         };
+        if let Some(done) = upload.media {
+            // Completed before: the same media (its bytes may live under another key).
+            return self.media.find(&upload.org, done).await?.ok_or(CompleteError::NotFound);
+        }
         let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| CompleteError::Corrupt)?;
         let (sha256, md5) = hashes.finish();
-        if upload.media.is_none() {
-            if upload.offset == 0 {
-                return Err(CompleteError::Empty);
-            }
-            if let Some(total) = upload.total.filter(|t| *t != upload.offset) {
-                return Err(CompleteError::Incomplete { offset: upload.offset, total });
-            }
+        if upload.offset == 0 {
+            return Err(CompleteError::Empty);
+        }
+        if let Some(total) = upload.total.filter(|t| *t != upload.offset) {
+            return Err(CompleteError::Incomplete { offset: upload.offset, total });
         }
         match &checksum {
             Some(Checksum::Md5(m)) if !m.eq_ignore_ascii_case(&md5) => {
@@ -481,12 +485,13 @@ impl UploadService {
             }
             _ => {}
         }
+        let key = blob_key(&sha256, upload.id);
         let head_len = usize::try_from(upload.offset).map_or(SNIFF_BYTES, |o| o.min(SNIFF_BYTES));
-        let head = self.blobs.read_head(upload.id, &sha256, head_len).await?;
+        let head = self.blobs.read_head(upload.id, &key, head_len).await?;
         let sniffed = sniff(&head);
         // Bytes first, row second: a crash in between leaves a blob without a media, which
         // gc collects; never a media without its blob.
-        self.blobs.commit_staging(upload.id, upload.offset, &sha256).await?;
+        self.blobs.commit_staging(upload.id, upload.offset, &key).await?;
         let new = NewMedia {
             uuid: uuid::Uuid::new_v4(),
             org: upload.org.clone(),
@@ -500,8 +505,15 @@ impl UploadService {
             width: sniffed.width,
             height: sniffed.height,
             created_at: self.clock.now(),
+            blob_key: key.clone(),
         };
-        Ok(self.uploads.complete(upload.id, &new).await?)
+        let media = self.uploads.complete(upload.id, &new).await?;
+        if media.blob_key != key {
+            // Identical bytes were stored already: this copy is not needed. A failure
+            // leaves an orphan that gc collects.
+            let _ = self.blobs.delete_blob(&key).await;
+        }
+        Ok(media)
     }
 }
 
@@ -556,6 +568,7 @@ mod tests {
     fn service(repo: MockUploadRepository, blobs: MockBlobStore) -> UploadService {
         UploadService::new(
             Arc::new(repo),
+            Arc::new(crate::ports::MockMediaRepository::new()),
             Arc::new(blobs),
             clock(),
             UploadLimits { max_chunk_bytes: 8, max_upload_bytes: 20, ..UploadLimits::default() },
@@ -709,6 +722,7 @@ mod tests {
                 width: new.width,
                 height: new.height,
                 created_at: new.created_at,
+                blob_key: new.blob_key.clone(),
             })
         });
         let svc = service(repo, blobs);

@@ -290,6 +290,26 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// An authenticated caller of the `/rest/api` routes, which require the organization
+/// header (seed 003): 400 when it is missing.
+#[derive(Debug, Clone)]
+pub struct RestUser(pub Actor);
+
+impl FromRequest for RestUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(AuthUser::from_request_sync(req).and_then(|AuthUser(actor)| match header_org(req)? {
+            Some(_) => Ok(RestUser(actor)),
+            None => Err(ApiError::bad_field(
+                ORG_HEADERS[1],
+                "this route needs the organization header X-Flowkiwi-Organization-Id (or X-Organization-Id)",
+            )),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

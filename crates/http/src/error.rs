@@ -5,9 +5,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use mediabox_domain::catalog::CatalogError;
 use mediabox_domain::error::{Forbidden, RepoError, StoreError};
 use mediabox_domain::event::EventError;
-use mediabox_domain::media::GetMediaError;
+use mediabox_domain::media::{DeleteMediaError, GetMediaError, Reference};
 use mediabox_domain::upload::{ChunkError, CompleteError, UploadError};
 use serde_json::{json, Map, Value};
 
@@ -270,6 +271,65 @@ impl From<EventError> for ApiError {
             EventError::Invalid { field, .. } => ApiError::bad_field(field, detail),
             EventError::LastManager => ApiError::new(StatusCode::CONFLICT, "last-manager", "Conflict", detail),
             EventError::Repository(r) => r.into(),
+        }
+    }
+}
+
+/// The IRI of what references a media.
+#[must_use]
+pub fn reference_iri(r: Reference) -> String {
+    match r {
+        Reference::Product(id) => format!("/rest/api/products/{id}"),
+        Reference::Variant(id) => format!("/rest/api/variants/{id}"),
+    }
+}
+
+impl From<DeleteMediaError> for ApiError {
+    fn from(e: DeleteMediaError) -> Self {
+        let detail = e.to_string();
+        match e {
+            DeleteMediaError::Forbidden(f) => f.into(),
+            DeleteMediaError::NotFound => ApiError::not_found("no such media"),
+            DeleteMediaError::Referenced(refs) => {
+                let iris: Vec<String> = refs.into_iter().map(reference_iri).collect();
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "media-referenced",
+                    "Conflict",
+                    format!("the media is still referenced by {}", iris.join(", ")),
+                )
+                .with("references", iris)
+            }
+            DeleteMediaError::TooMany { .. } => ApiError::bad_field("image_ids", detail),
+            DeleteMediaError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Forbidden(f) => f.into(),
+            CatalogError::NotFound => ApiError::not_found("no such resource"),
+            CatalogError::Invalid(violations) => {
+                let detail =
+                    violations.iter().map(|v| format!("{}: {}", v.path, v.message)).collect::<Vec<_>>().join("\n");
+                let list: Vec<Value> =
+                    violations.into_iter().map(|v| json!({"propertyPath": v.path, "message": v.message})).collect();
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Unprocessable Entity", detail)
+                    .with("violations", list)
+            }
+            CatalogError::Referenced(variants) => {
+                let iris: Vec<String> = variants.into_iter().map(|v| reference_iri(Reference::Variant(v))).collect();
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "product-referenced",
+                    "Conflict",
+                    format!("the product still has variants: {}", iris.join(", ")),
+                )
+                .with("references", iris)
+            }
+            CatalogError::Repository(r) => r.into(),
         }
     }
 }

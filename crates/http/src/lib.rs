@@ -22,7 +22,7 @@ pub const MAX_BODY_BYTES: usize = 2 << 20;
 
 /// Registers every route. Chunk bodies stream (`web::Payload`); other bodies are small.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use routes::{events, media, ops, uploads};
+    use routes::{events, images, media, ops, rest, uploads};
     cfg.app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
@@ -48,5 +48,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v2/event/{id}/gallery/", web::post().to(events::add_to_gallery))
         .route("/api/v2/event/{id}/gallery/", web::delete().to(events::remove_from_gallery))
         .route("/api/v2/event/{id}/gallery/", web::get().to(events::gallery))
+        .route("/api/v1/images", web::delete().to(images::delete))
+        .route("/rest/api/medias/{uuid}", web::get().to(rest::get_media))
+        .route("/rest/api/medias/{uuid}", web::delete().to(rest::delete_media))
+        .route("/rest/api/products", web::get().to(rest::list_products))
+        .route("/rest/api/products", web::post().to(rest::create_product))
+        .route("/rest/api/products/{id}", web::get().to(rest::get_product))
+        .route("/rest/api/products/{id}", web::patch().to(rest::update_product))
+        .route("/rest/api/products/{id}", web::delete().to(rest::delete_product))
+        .route("/rest/api/variants", web::get().to(rest::list_variants))
+        .route("/rest/api/variants", web::post().to(rest::create_variant))
+        .route("/rest/api/variants/{id}", web::get().to(rest::get_variant))
+        .route("/rest/api/variants/{id}", web::patch().to(rest::update_variant))
+        .route("/rest/api/variants/{id}", web::delete().to(rest::delete_variant))
         .default_service(web::to(middleware::not_found));
 }

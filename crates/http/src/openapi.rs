@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{events, media, ops, uploads};
+use crate::routes::{events, images, media, ops, rest, uploads};
 
 struct BearerAuth;
 
@@ -29,6 +29,10 @@ impl Modify for BearerAuth {
         events::create, events::list, events::get, events::update, events::delete,
         events::add_manager, events::remove_manager,
         events::add_to_gallery, events::remove_from_gallery, events::gallery,
+        images::delete,
+        rest::get_media, rest::delete_media,
+        rest::list_products, rest::create_product, rest::get_product, rest::update_product, rest::delete_product,
+        rest::list_variants, rest::create_variant, rest::get_variant, rest::update_variant, rest::delete_variant,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(

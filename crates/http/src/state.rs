@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use mediabox_domain::catalog::CatalogService;
 use mediabox_domain::event::EventService;
 use mediabox_domain::media::MediaService;
 use mediabox_domain::upload::UploadService;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub uploads: Arc<UploadService>,
     pub media: Arc<MediaService>,
     pub events: Arc<EventService>,
+    pub catalog: Arc<CatalogService>,
     pub auth: Arc<AuthConfig>,
     pub signer: Arc<UrlSigner>,
     pub readiness: Arc<dyn Readiness>,

@@ -117,6 +117,30 @@ impl<E> From<DieselError> for TxError<E> {
     }
 }
 
+/// A deadlock or serialization failure: the database aborted the transaction, and
+/// running it again is the documented remedy.
+fn is_retryable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+/// Whether `e` is a foreign-key violation.
+pub(crate) fn is_fk_violation(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _))
+}
+
+/// The PostgreSQL connection inside, for the few statements SQLite has no use for
+/// (row locks: SQLite writers already take turns).
+pub(crate) fn as_pg(c: &mut AnyConnection) -> Option<&mut PgConnection> {
+    match c {
+        AnyConnection::Postgresql(pg) => Some(pg),
+        AnyConnection::Sqlite(_) => None,
+    }
+}
+
 pub(crate) fn repo_error(e: DieselError) -> RepoError {
     match &e {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
@@ -205,32 +229,42 @@ impl Db {
     ///
     /// # Errors
     /// As [`Self::run`].
-    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<Result<T, E>, RepoError>
+    ///
+    /// A transaction that PostgreSQL aborts to break a deadlock or a serialization
+    /// conflict is run again (a few times), so `f` may run more than once.
+    pub(crate) async fn write<T, E, F>(&self, mut f: F) -> Result<Result<T, E>, RepoError>
     where
         T: Send + 'static,
         E: Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T, TxError<E>> + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, TxError<E>> + Send + 'static,
     {
         let writer = self.writer.clone();
         self.run(move |conn| {
             let _turn = writer.as_ref().map(|w| w.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-            match conn.transaction::<T, TxError<E>, _>(f) {
-                Ok(v) => Ok(Ok(v)),
-                Err(TxError::Rollback(e)) => Ok(Err(e)),
-                Err(TxError::Db(e)) => Err(e),
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match conn.transaction::<T, TxError<E>, _>(&mut f) {
+                    Ok(v) => return Ok(Ok(v)),
+                    Err(TxError::Rollback(e)) => return Ok(Err(e)),
+                    Err(TxError::Db(e)) if attempt < 5 && is_retryable(&e) => {
+                        tracing::debug!(attempt, "transaction aborted by the database; running it again");
+                    }
+                    Err(TxError::Db(e)) => return Err(e),
+                }
             }
         })
         .await
     }
 
-    /// Runs `f` in one write transaction; any error rolls it back.
+    /// Runs `f` in one write transaction; any error rolls it back (see [`Self::write`]).
     ///
     /// # Errors
     /// As [`Self::run`].
-    pub(crate) async fn tx<T, F>(&self, f: F) -> Result<T, RepoError>
+    pub(crate) async fn tx<T, F>(&self, mut f: F) -> Result<T, RepoError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
     {
         self.write::<T, std::convert::Infallible, _>(move |c| f(c).map_err(TxError::Db))
             .await

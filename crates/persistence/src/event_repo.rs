@@ -12,7 +12,7 @@ use mediabox_domain::page::{Cursor, Page, PageRequest};
 use mediabox_domain::ports::EventRepository;
 use mediabox_domain::{EventId, MediaId, OrgId, RepoError, UserId};
 
-use crate::connection::{AnyConnection, Db};
+use crate::connection::{is_fk_violation, AnyConnection, Db, TxError};
 use crate::rows::{EventChanges, EventRow, MediaRow, NewEventRow};
 use crate::schema::{event_managers, events, gallery_items, media};
 
@@ -96,7 +96,7 @@ impl EventRepository for DieselEventRepository {
             .tx(move |c| {
                 let id: i64 = diesel::insert_into(events::table).values(&row).returning(events::id).get_result(c)?;
                 diesel::insert_into(event_managers::table)
-                    .values((event_managers::event_id.eq(id), event_managers::user_id.eq(manager)))
+                    .values((event_managers::event_id.eq(id), event_managers::user_id.eq(&manager)))
                     .execute(c)?;
                 find_event(c, &org, id)?.ok_or(diesel::result::Error::NotFound)
             })
@@ -234,11 +234,12 @@ impl EventRepository for DieselEventRepository {
             .await
     }
 
-    async fn add_to_gallery(&self, id: EventId, media_id: MediaId) -> Result<(), RepoError> {
-        self.db
-            .tx(move |c| {
+    async fn add_to_gallery(&self, id: EventId, media_id: MediaId) -> Result<bool, RepoError> {
+        let added = self
+            .db
+            .write(move |c| {
                 if !lock_event(c, id.get())? {
-                    return Err(diesel::result::Error::NotFound);
+                    return Err(TxError::Db(diesel::result::Error::NotFound));
                 }
                 let there = gallery_items::table
                     .filter(gallery_items::event_id.eq(id.get()))
@@ -247,16 +248,24 @@ impl EventRepository for DieselEventRepository {
                     .first::<i64>(c)
                     .optional()?;
                 if there.is_none() {
-                    diesel::insert_into(gallery_items::table)
+                    let inserted = diesel::insert_into(gallery_items::table)
                         .values((gallery_items::event_id.eq(id.get()), gallery_items::media_id.eq(media_id.get())))
-                        .execute(c)?;
+                        .execute(c);
+                    match inserted {
+                        // The media was deleted meanwhile (its foreign key says so).
+                        Err(e) if is_fk_violation(&e) => return Err(TxError::Rollback(())),
+                        other => {
+                            other?;
+                        }
+                    }
                     diesel::update(events::table.find(id.get()))
                         .set(events::gallery_count.eq(events::gallery_count + 1))
                         .execute(c)?;
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        Ok(added.is_ok())
     }
 
     async fn remove_from_gallery(&self, id: EventId, media_ids: &[MediaId]) -> Result<(), RepoError> {

@@ -2,6 +2,7 @@
 //! `MultiConnection` that speaks SQLite and PostgreSQL. Every call runs on the blocking
 //! pool through [`Db`]; transactions live where the domain's atomic rules are.
 
+mod catalog_repo;
 mod connection;
 mod event_repo;
 mod media_repo;
@@ -11,6 +12,7 @@ mod schema;
 pub mod testing;
 mod upload_repo;
 
+pub use catalog_repo::DieselCatalogRepository;
 pub use connection::{AnyConnection, ConnectError, Db};
 pub use event_repo::DieselEventRepository;
 pub use media_repo::DieselMediaRepository;

@@ -56,6 +56,7 @@ pub(crate) struct MediaRow {
     width: Option<i32>,
     height: Option<i32>,
     created_at: NaiveDateTime,
+    blob_key: Option<String>,
 }
 
 impl TryFrom<MediaRow> for Media {
@@ -69,12 +70,13 @@ impl TryFrom<MediaRow> for Media {
             filename: r.filename,
             content_type: r.content_type,
             size: to_u64(r.size, "media.size")?,
-            sha256: r.sha256,
             md5: r.md5,
             kind: MediaKind::parse(&r.kind),
             width: to_u32(r.width, "media.width")?,
             height: to_u32(r.height, "media.height")?,
             created_at: utc(r.created_at),
+            blob_key: r.blob_key.unwrap_or_else(|| r.sha256.clone()),
+            sha256: r.sha256,
         })
     }
 }
@@ -94,10 +96,12 @@ pub(crate) struct NewMediaRow {
     width: Option<i32>,
     height: Option<i32>,
     created_at: NaiveDateTime,
+    blob_key: Option<String>,
 }
 
 impl NewMediaRow {
-    pub(crate) fn from_domain(m: &NewMedia) -> Result<Self, diesel::result::Error> {
+    /// The row of `m`, its bytes under blob `blob_key`.
+    pub(crate) fn from_domain(m: &NewMedia, blob_key: &str) -> Result<Self, diesel::result::Error> {
         let dim = |v: Option<u32>| v.map(|x| i32::try_from(x).map_err(|_| RowError::Value("dimension"))).transpose();
         Ok(Self {
             uuid: m.uuid.to_string(),
@@ -112,6 +116,7 @@ impl NewMediaRow {
             width: dim(m.width)?,
             height: dim(m.height)?,
             created_at: m.created_at.naive_utc(),
+            blob_key: Some(blob_key.to_owned()),
         })
     }
 }

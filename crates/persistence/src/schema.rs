@@ -15,6 +15,36 @@ diesel::table! {
         width -> Nullable<Integer>,
         height -> Nullable<Integer>,
         created_at -> Timestamp,
+        blob_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    blobs (blob_key) {
+        blob_key -> Text,
+        sha256 -> Text,
+        size -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    catalog_items (id) {
+        id -> BigInt,
+        org -> Text,
+        kind -> Text,
+        product_id -> Nullable<BigInt>,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    catalog_item_media (item_id, position) {
+        item_id -> BigInt,
+        position -> Integer,
+        media_id -> BigInt,
     }
 }
 
@@ -67,4 +97,15 @@ diesel::table! {
 diesel::joinable!(gallery_items -> media (media_id));
 diesel::joinable!(gallery_items -> events (event_id));
 diesel::joinable!(event_managers -> events (event_id));
-diesel::allow_tables_to_appear_in_same_query!(media, uploads, events, event_managers, gallery_items);
+diesel::joinable!(catalog_item_media -> catalog_items (item_id));
+diesel::joinable!(catalog_item_media -> media (media_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    media,
+    uploads,
+    events,
+    event_managers,
+    gallery_items,
+    blobs,
+    catalog_items,
+    catalog_item_media
+);

@@ -9,10 +9,10 @@ use mediabox_domain::ports::UploadRepository;
 use mediabox_domain::upload::{ChunkAdvance, Upload};
 use mediabox_domain::{RepoError, UploadId};
 
-use crate::connection::{Db, TxError};
+use crate::connection::{as_pg, AnyConnection, Db, TxError};
 use crate::media_repo::find_media;
 use crate::rows::{to_i64, upload_key, MediaRow, NewMediaRow, NewUploadRow, UploadRow};
-use crate::schema::{media, uploads};
+use crate::schema::{blobs, media, uploads};
 
 /// Upload rows through diesel.
 #[derive(Debug, Clone)]
@@ -27,8 +27,50 @@ impl DieselUploadRepository {
     }
 }
 
-/// Another complete won the race; its media is the answer.
-struct AlreadyCompleted;
+/// Why a complete transaction rolled back.
+enum CompleteRace {
+    /// Another complete won the race; its media is the answer.
+    AlreadyCompleted,
+    /// Another upload of the same bytes created their blob row at the same moment: run
+    /// again, and share it.
+    BlobCreated,
+}
+
+/// The blob of these bytes: an existing one (locked until the transaction ends, so that a
+/// concurrent delete cannot release it meanwhile) or a new row for `candidate`.
+fn claim_blob(c: &mut AnyConnection, new: &NewMedia) -> Result<String, TxError<CompleteRace>> {
+    #[derive(QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        blob_key: String,
+    }
+    let existing: Option<String> = match as_pg(c) {
+        Some(pg) => diesel::sql_query("SELECT blob_key FROM blobs WHERE sha256 = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(&new.sha256)
+            .get_result::<Key>(pg)
+            .optional()?
+            .map(|k| k.blob_key),
+        None => blobs::table.filter(blobs::sha256.eq(&new.sha256)).select(blobs::blob_key).first(c).optional()?,
+    };
+    if let Some(key) = existing {
+        return Ok(key);
+    }
+    let inserted = diesel::insert_into(blobs::table)
+        .values((
+            blobs::blob_key.eq(&new.blob_key),
+            blobs::sha256.eq(&new.sha256),
+            blobs::size.eq(to_i64(new.size)?),
+            blobs::created_at.eq(new.created_at.naive_utc()),
+        ))
+        .execute(c);
+    match inserted {
+        Ok(_) => Ok(new.blob_key.clone()),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(TxError::Rollback(CompleteRace::BlobCreated))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 #[async_trait]
 impl UploadRepository for DieselUploadRepository {
@@ -110,36 +152,18 @@ impl UploadRepository for DieselUploadRepository {
     }
 
     async fn complete(&self, id: UploadId, new: &NewMedia) -> Result<Media, RepoError> {
-        let new = new.clone();
         let org = new.org.as_str().to_owned();
-        let done = self
-            .db
-            .write(move |c| {
-                let key = upload_key(id);
-                let existing: Option<Option<i64>> =
-                    uploads::table.find(&key).select(uploads::media_id).first(c).optional()?;
-                if let Some(Some(_)) = existing {
-                    return Err(TxError::Rollback(AlreadyCompleted));
-                }
-                let media_id: i64 = diesel::insert_into(media::table)
-                    .values(NewMediaRow::from_domain(&new)?)
-                    .returning(media::id)
-                    .get_result(c)?;
-                // Only one complete links its media: a concurrent one finds media_id set
-                // (PostgreSQL re-checks the row after the first commits) and rolls back.
-                let linked = diesel::update(uploads::table.find(&key).filter(uploads::media_id.is_null()))
-                    .set(uploads::media_id.eq(media_id))
-                    .execute(c)?;
-                if linked != 1 {
-                    return Err(TxError::Rollback(AlreadyCompleted));
-                }
-                let row: MediaRow = media::table.find(media_id).select(media::all_columns).first(c)?;
-                Media::try_from(row).map_err(|e| TxError::Db(e.into()))
-            })
-            .await?;
-        match done {
+        let mut outcome = Err(CompleteRace::BlobCreated);
+        for _ in 0..3 {
+            outcome = self.complete_once(id, new.clone()).await?;
+            if !matches!(outcome, Err(CompleteRace::BlobCreated)) {
+                break;
+            }
+        }
+        match outcome {
             Ok(m) => Ok(m),
-            Err(AlreadyCompleted) => {
+            Err(CompleteRace::BlobCreated) => Err(RepoError::Other("blob row kept being created concurrently".into())),
+            Err(CompleteRace::AlreadyCompleted) => {
                 self.db
                     .run(move |c| {
                         let mid: Option<i64> =
@@ -171,6 +195,37 @@ impl UploadRepository for DieselUploadRepository {
                     .select(uploads::id)
                     .load(c)?;
                 Ok(ids.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).map(UploadId::from_uuid).collect())
+            })
+            .await
+    }
+}
+
+impl DieselUploadRepository {
+    /// One attempt at the complete transaction.
+    async fn complete_once(&self, id: UploadId, new: NewMedia) -> Result<Result<Media, CompleteRace>, RepoError> {
+        self.db
+            .write(move |c| {
+                let key = upload_key(id);
+                let existing: Option<Option<i64>> =
+                    uploads::table.find(&key).select(uploads::media_id).first(c).optional()?;
+                if let Some(Some(_)) = existing {
+                    return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
+                }
+                let blob = claim_blob(c, &new)?;
+                let media_id: i64 = diesel::insert_into(media::table)
+                    .values(NewMediaRow::from_domain(&new, &blob)?)
+                    .returning(media::id)
+                    .get_result(c)?;
+                // Only one complete links its media: a concurrent one finds media_id set
+                // (PostgreSQL re-checks the row after the first commits) and rolls back.
+                let linked = diesel::update(uploads::table.find(&key).filter(uploads::media_id.is_null()))
+                    .set(uploads::media_id.eq(media_id))
+                    .execute(c)?;
+                if linked != 1 {
+                    return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
+                }
+                let row: MediaRow = media::table.find(media_id).select(media::all_columns).first(c)?;
+                Media::try_from(row).map_err(|e| TxError::Db(e.into()))
             })
             .await
     }

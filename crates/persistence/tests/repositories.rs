@@ -4,15 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use mediabox_domain::catalog::{ItemDeleted, ItemKind, ItemWrite, WriteRejected};
 use mediabox_domain::event::{EventPatch, NewEvent, RemoveManagerOutcome};
 use mediabox_domain::hashing::Hashes;
+use mediabox_domain::media::{Deleter, Reference};
 use mediabox_domain::media::{MediaKind, NewMedia};
 use mediabox_domain::page::{Cursor, PageRequest};
+use mediabox_domain::ports::CatalogRepository;
 use mediabox_domain::ports::{EventRepository, MediaRepository, UploadRepository};
 use mediabox_domain::upload::{ChunkAdvance, Upload};
 use mediabox_domain::{MediaId, OrgId, UploadId, UserId};
 use mediabox_persistence::testing::TestDb;
-use mediabox_persistence::{Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
+use mediabox_persistence::{
+    Db, DieselCatalogRepository, DieselEventRepository, DieselMediaRepository, DieselUploadRepository,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -21,6 +26,7 @@ struct Repos {
     uploads: Arc<DieselUploadRepository>,
     media: Arc<DieselMediaRepository>,
     events: Arc<DieselEventRepository>,
+    catalog: Arc<DieselCatalogRepository>,
 }
 
 fn repos(t: TestDb) -> Result<Repos, Box<dyn std::error::Error + Send + Sync>> {
@@ -30,7 +36,8 @@ fn repos(t: TestDb) -> Result<Repos, Box<dyn std::error::Error + Send + Sync>> {
         _db: t,
         uploads: Arc::new(DieselUploadRepository::new(db.clone())),
         media: Arc::new(DieselMediaRepository::new(db.clone())),
-        events: Arc::new(DieselEventRepository::new(db)),
+        events: Arc::new(DieselEventRepository::new(db.clone())),
+        catalog: Arc::new(DieselCatalogRepository::new(db)),
     })
 }
 
@@ -62,7 +69,118 @@ on_both_databases!(
     the_last_manager_cannot_be_removed,
     deleting_an_event_keeps_its_media,
     events_update_and_list,
+    identical_bytes_share_a_blob_released_with_their_last_media,
+    deleting_media_takes_them_out_of_galleries_and_keeps_counts_right,
+    referenced_media_are_not_deleted_and_forbidden_ones_are_listed,
+    a_product_with_variants_is_not_deleted_and_gone_media_are_refused,
+    concurrent_deletes_of_media_sharing_a_blob_release_it_once,
 );
+
+fn deleter(who: &str, any: bool) -> Deleter {
+    Deleter { org: org(), user: user(who), any }
+}
+
+async fn identical_bytes_share_a_blob_released_with_their_last_media(r: Repos) -> TestResult {
+    let sha = "12".repeat(32);
+    let a = stored_bytes(&r, &org(), "u-1", &sha).await?;
+    let b = stored_bytes(&r, &org(), "u-2", &sha).await?;
+    assert_eq!(a.blob_key, b.blob_key, "the second upload reuses the first one's blob");
+    let out = r.media.delete(&deleter("u-1", false), &[a.uuid]).await?;
+    assert_eq!(out.deleted.len(), 1);
+    assert!(out.released.is_empty(), "b still uses the blob");
+    let out = r.media.delete(&deleter("u-2", false), &[b.uuid]).await?;
+    assert_eq!(out.released, vec![a.blob_key.clone()]);
+    // The same bytes again get a new key: removing the old file can never hit them.
+    let c = stored_bytes(&r, &org(), "u-1", &sha).await?;
+    assert_ne!(c.blob_key, a.blob_key);
+    assert_eq!(r.media.unreferenced_blob_keys(&[a.blob_key.clone(), c.blob_key.clone()]).await?, vec![a.blob_key]);
+    Ok(())
+}
+
+async fn deleting_media_takes_them_out_of_galleries_and_keeps_counts_right(r: Repos) -> TestResult {
+    let (e1, e2) = (event(&r, "u-1").await?, event(&r, "u-1").await?);
+    let (a, b, c) = (
+        stored_media(&r, &org(), "u-1").await?,
+        stored_media(&r, &org(), "u-1").await?,
+        stored_media(&r, &org(), "u-1").await?,
+    );
+    for (e, m) in [(e1.id, a.id), (e1.id, b.id), (e1.id, c.id), (e2.id, a.id), (e2.id, c.id)] {
+        r.events.add_to_gallery(e, m).await?;
+    }
+    let out = r.media.delete(&deleter("u-1", false), &[a.uuid, c.uuid, uuid::Uuid::new_v4()]).await?;
+    assert_eq!(out.deleted.len(), 2);
+    let g1 = r.events.gallery(e1.id, PageRequest::new(None, None)).await?;
+    assert_eq!((g1.count, g1.items.iter().map(|(_, m)| m.id).collect::<Vec<_>>()), (1, vec![b.id]));
+    assert_eq!(r.events.gallery(e2.id, PageRequest::new(None, None)).await?.count, 0);
+    assert!(r.media.find(&org(), a.id).await?.is_none());
+    Ok(())
+}
+
+async fn referenced_media_are_not_deleted_and_forbidden_ones_are_listed(r: Repos) -> TestResult {
+    let (a, b) = (stored_media(&r, &org(), "u-1").await?, stored_media(&r, &org(), "u-2").await?);
+    let w = ItemWrite { name: Some("Shoe".into()), product: None, medias: Some(vec![a.id]) };
+    let p = r.catalog.create(ItemKind::Product, &org(), &w, Utc::now()).await?.map_err(|e| format!("{e:?}"))?;
+    let vw = ItemWrite { name: Some("Red".into()), product: Some(p.id), medias: Some(vec![a.id]) };
+    let v = r.catalog.create(ItemKind::Variant, &org(), &vw, Utc::now()).await?.map_err(|e| format!("{e:?}"))?;
+    let out = r.media.delete(&deleter("u-1", false), &[a.uuid, b.uuid]).await?;
+    assert!(out.deleted.is_empty());
+    assert_eq!(out.referenced, vec![(a.uuid, vec![Reference::Product(p.id), Reference::Variant(v.id)])]);
+    assert_eq!(out.forbidden, vec![b.uuid]);
+    let stranger = Deleter { org: OrgId::new("beta")?, user: user("u-1"), any: true };
+    assert_eq!(r.media.delete(&stranger, &[a.uuid, b.uuid]).await?, Default::default());
+    // Unlisted, the media can go.
+    let none = ItemWrite { name: None, product: None, medias: Some(vec![]) };
+    r.catalog.update(ItemKind::Product, &org(), p.id, &none, Utc::now()).await?.map_err(|e| format!("{e:?}"))?;
+    r.catalog.update(ItemKind::Variant, &org(), v.id, &none, Utc::now()).await?.map_err(|e| format!("{e:?}"))?;
+    assert_eq!(r.media.delete(&deleter("u-1", false), &[a.uuid]).await?.deleted.len(), 1);
+    Ok(())
+}
+
+async fn a_product_with_variants_is_not_deleted_and_gone_media_are_refused(r: Repos) -> TestResult {
+    let a = stored_media(&r, &org(), "u-1").await?;
+    let w = ItemWrite { name: Some("Shoe".into()), product: None, medias: Some(vec![a.id]) };
+    let p = r.catalog.create(ItemKind::Product, &org(), &w, Utc::now()).await?.map_err(|e| format!("{e:?}"))?;
+    assert_eq!(p.medias, vec![a.uuid]);
+    let vw = ItemWrite { name: Some("Red".into()), product: Some(p.id), medias: None };
+    let v = r.catalog.create(ItemKind::Variant, &org(), &vw, Utc::now()).await?.map_err(|e| format!("{e:?}"))?;
+    assert_eq!(r.catalog.delete(ItemKind::Product, &org(), p.id).await?, ItemDeleted::HasVariants(vec![v.id]));
+    assert_eq!(
+        r.catalog.delete(ItemKind::Product, &org(), v.id).await?,
+        ItemDeleted::NotFound,
+        "a variant is not a product"
+    );
+    assert_eq!(r.catalog.delete(ItemKind::Variant, &org(), v.id).await?, ItemDeleted::Deleted);
+    assert_eq!(r.catalog.delete(ItemKind::Product, &org(), p.id).await?, ItemDeleted::Deleted);
+    let gone = ItemWrite { name: Some("x".into()), product: None, medias: Some(vec![MediaId::new(999_999)?]) };
+    assert_eq!(r.catalog.create(ItemKind::Product, &org(), &gone, Utc::now()).await?, Err(WriteRejected::MediaGone));
+    let orphan = ItemWrite { name: Some("x".into()), product: Some(p.id), medias: None };
+    assert_eq!(
+        r.catalog.create(ItemKind::Variant, &org(), &orphan, Utc::now()).await?,
+        Err(WriteRejected::ProductGone)
+    );
+    let (items, total) = r.catalog.list(ItemKind::Product, &org(), 1, 30).await?;
+    assert_eq!((items.len(), total), (0, 0));
+    Ok(())
+}
+
+async fn concurrent_deletes_of_media_sharing_a_blob_release_it_once(r: Repos) -> TestResult {
+    for round in 0..10 {
+        let sha = format!("{round:02}").repeat(32);
+        let a = stored_bytes(&r, &org(), "u-1", &sha).await?;
+        let b = stored_bytes(&r, &org(), "u-1", &sha).await?;
+        let (x, y) = (r.media.clone(), r.media.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { x.delete(&deleter("u-1", false), &[a.uuid]).await }),
+            tokio::spawn(async move { y.delete(&deleter("u-1", false), &[b.uuid]).await }),
+        );
+        let (ra, rb) = (ra??, rb??);
+        assert_eq!(ra.deleted.len() + rb.deleted.len(), 2);
+        let mut released = ra.released;
+        released.extend(rb.released);
+        assert_eq!(released, vec![a.blob_key.clone()], "released exactly once");
+    }
+    Ok(())
+}
 
 fn org() -> OrgId {
     OrgId::new("acme").unwrap_or_else(|_| unreachable!())
@@ -89,6 +207,10 @@ fn new_upload() -> Upload {
 }
 
 fn new_media(org: &OrgId, by: &str) -> NewMedia {
+    new_media_for(org, by, UploadId::random(), &"ab".repeat(32))
+}
+
+fn new_media_for(org: &OrgId, by: &str, upload: UploadId, sha: &str) -> NewMedia {
     NewMedia {
         uuid: uuid::Uuid::new_v4(),
         org: org.clone(),
@@ -96,12 +218,13 @@ fn new_media(org: &OrgId, by: &str) -> NewMedia {
         filename: "a.jpg".into(),
         content_type: "image/jpeg".into(),
         size: 10,
-        sha256: "ab".repeat(32),
+        sha256: sha.to_owned(),
         md5: "cd".repeat(16),
         kind: MediaKind::Image,
         width: Some(4),
         height: Some(3),
         created_at: Utc::now(),
+        blob_key: mediabox_domain::media::blob_key(sha, upload),
     }
 }
 
@@ -111,10 +234,20 @@ async fn stored_media(
     org: &OrgId,
     by: &str,
 ) -> Result<mediabox_domain::media::Media, Box<dyn std::error::Error + Send + Sync>> {
+    stored_bytes(r, org, by, &uuid::Uuid::new_v4().simple().to_string().repeat(2)).await
+}
+
+/// A media whose bytes have this SHA-256 (media with equal digests share a blob).
+async fn stored_bytes(
+    r: &Repos,
+    org: &OrgId,
+    by: &str,
+    sha: &str,
+) -> Result<mediabox_domain::media::Media, Box<dyn std::error::Error + Send + Sync>> {
     let mut up = new_upload();
     up.org = org.clone();
     r.uploads.create(&up).await?;
-    Ok(r.uploads.complete(up.id, &new_media(org, by)).await?)
+    Ok(r.uploads.complete(up.id, &new_media_for(org, by, up.id, sha)).await?)
 }
 
 async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
@@ -189,9 +322,10 @@ async fn gallery_pages_follow_the_order_added(r: Repos) -> TestResult {
     }
     added.reverse(); // the newest first, to show the order is the order added, not the id
     for id in &added {
-        r.events.add_to_gallery(e.id, *id).await?;
+        assert!(r.events.add_to_gallery(e.id, *id).await?);
     }
-    r.events.add_to_gallery(e.id, added[0]).await?; // again: a no-op
+    assert!(r.events.add_to_gallery(e.id, added[0]).await?); // again: a no-op
+    assert!(!r.events.add_to_gallery(e.id, MediaId::new(987_654)?).await?, "a media that is gone is refused");
     let p1 = r.events.gallery(e.id, PageRequest::new(Some(3), None)).await?;
     assert_eq!(p1.count, 7);
     assert!(p1.has_next && !p1.has_previous);

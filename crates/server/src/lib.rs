@@ -13,15 +13,18 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 use anyhow::Context;
 use async_trait::async_trait;
+use mediabox_domain::catalog::CatalogService;
 use mediabox_domain::event::EventService;
 use mediabox_domain::media::MediaService;
-use mediabox_domain::ports::{BlobStore, Clock, SystemClock};
+use mediabox_domain::ports::{BlobStore, Clock, MediaRepository, SystemClock};
 use mediabox_domain::upload::{UploadLimits, UploadService};
 use mediabox_http::auth::AuthConfig;
 use mediabox_http::metrics::Metrics;
 use mediabox_http::signing::UrlSigner;
 use mediabox_http::{AppState, Readiness};
-use mediabox_persistence::{Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
+use mediabox_persistence::{
+    Db, DieselCatalogRepository, DieselEventRepository, DieselMediaRepository, DieselUploadRepository,
+};
 use mediabox_storage::FsBlobStore;
 use sha2::{Digest, Sha256};
 
@@ -31,10 +34,12 @@ pub use config::Config;
 pub use mediabox_http as http;
 
 /// Everything wired: the database, the store and the use cases.
+#[derive(Clone)]
 pub struct Wired {
     pub db: Db,
     pub store: Arc<FsBlobStore>,
     pub uploads: Arc<UploadService>,
+    pub media_repo: Arc<DieselMediaRepository>,
     pub state: web::Data<AppState>,
 }
 
@@ -151,6 +156,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     };
     let uploads = Arc::new(UploadService::new(
         Arc::new(DieselUploadRepository::new(db.clone())),
+        media_repo.clone(),
         blobs.clone(),
         clock.clone(),
         limits,
@@ -158,28 +164,67 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     let state = web::Data::new(AppState {
         uploads: uploads.clone(),
         media: Arc::new(MediaService::new(media_repo.clone(), blobs)),
-        events: Arc::new(EventService::new(Arc::new(DieselEventRepository::new(db.clone())), media_repo, clock)),
+        events: Arc::new(EventService::new(
+            Arc::new(DieselEventRepository::new(db.clone())),
+            media_repo.clone(),
+            clock.clone(),
+        )),
+        catalog: Arc::new(CatalogService::new(
+            Arc::new(DieselCatalogRepository::new(db.clone())),
+            media_repo.clone(),
+            clock,
+        )),
         auth: Arc::new(auth_config(config)?),
         signer: Arc::new(UrlSigner::new(&signing_key(config)?, chrono::Duration::hours(1))),
         readiness: Arc::new(Probes { db: db.clone(), store: store.clone() }),
         metrics: Arc::new(Metrics::new().context("registering metrics")?),
     });
-    Ok(Wired { db, store, uploads, state })
+    Ok(Wired { db, store, uploads, media_repo, state })
 }
 
-/// Runs garbage collection once: expired uploads (their staging bytes and rows).
+/// What one garbage collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub uploads: usize,
+    pub blobs: usize,
+}
+
+/// Blobs younger than this are never collected: a complete may be between renaming its
+/// bytes into the store and committing their row.
+pub const BLOB_GRACE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Runs garbage collection once: expired uploads (their staging bytes and rows), and
+/// blobs that no row names (left by a crash between a delete's commit and the removal of
+/// its blob, or between a complete's rename and its commit). Safe to run from several
+/// instances at once: every step is idempotent.
 ///
 /// # Errors
 /// The first failure.
-pub async fn gc_once(uploads: &UploadService) -> anyhow::Result<usize> {
-    let mut total = 0;
+pub async fn gc_once(wired: &Wired, blob_grace: chrono::Duration) -> anyhow::Result<Collected> {
+    let mut done = Collected::default();
     loop {
-        let n = uploads.collect_expired(500).await.context("collecting expired uploads")?;
-        total += n;
+        let n = wired.uploads.collect_expired(500).await.context("collecting expired uploads")?;
+        done.uploads += n;
         if n < 500 {
-            return Ok(total);
+            break;
         }
     }
+    let cutoff = chrono::Utc::now() - blob_grace;
+    let old: Vec<String> = wired
+        .store
+        .list_blobs()
+        .await
+        .context("listing blobs")?
+        .into_iter()
+        .filter(|(_, modified)| *modified < cutoff)
+        .map(|(k, _)| k)
+        .collect();
+    let orphans = wired.media_repo.unreferenced_blob_keys(&old).await.context("checking blob keys")?;
+    for key in &orphans {
+        wired.store.delete_blob(key).await.with_context(|| format!("removing orphan blob {key}"))?;
+    }
+    done.blobs = orphans.len();
+    Ok(done)
 }
 
 /// A running server.
@@ -210,15 +255,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let server = server.shutdown_timeout(5).run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    let uploads = wired.uploads.clone();
+    let gc = wired.clone();
     let every = Duration::from_secs(config.gc_interval_secs.max(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match gc_once(&uploads).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(collected = n, "gc collected expired uploads"),
+            match gc_once(&gc, BLOB_GRACE).await {
+                Ok(c) if c == Collected::default() => {}
+                Ok(c) => tracing::info!(uploads = c.uploads, blobs = c.blobs, "gc collected"),
                 Err(e) => tracing::warn!(error = %e, "gc failed; retrying at the next interval"),
             }
         }

@@ -35,7 +35,7 @@ enum Command {
         #[arg(long, default_value = "4h")]
         ttl: String,
     },
-    /// Collect expired uploads once and exit.
+    /// Collect expired uploads and orphan blobs once and exit.
     Gc,
 }
 
@@ -94,8 +94,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Gc => {
             let wired = mediabox::wire(&config).await?;
-            let n = mediabox::gc_once(&wired.uploads).await?;
-            println!("collected {n} expired upload(s)");
+            let c = mediabox::gc_once(&wired, mediabox::BLOB_GRACE).await?;
+            println!("collected {} expired upload(s) and {} orphan blob(s)", c.uploads, c.blobs);
             Ok(())
         }
     }

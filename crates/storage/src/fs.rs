@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter};
 use mediabox_domain::{StoreError, UploadId};
 use tokio::fs::{self, File, OpenOptions};
@@ -31,11 +32,18 @@ fn other(e: std::io::Error) -> StoreError {
     }
 }
 
-fn valid_sha256(sha: &str) -> Result<&str, StoreError> {
-    if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        Ok(sha)
+fn lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A blob key: a SHA-256 in hex, optionally `-` and an upload id (32 hex digits).
+fn valid_key(key: &str) -> Result<&str, StoreError> {
+    let (sha, upload) = key.split_once('-').map_or((key, None), |(a, b)| (a, Some(b)));
+    let ok = sha.len() == 64 && lower_hex(sha) && upload.is_none_or(|u| u.len() == 32 && lower_hex(u));
+    if ok {
+        Ok(key)
     } else {
-        Err(StoreError::Other("not a sha256 hex digest".into()))
+        Err(StoreError::Other("not a blob key".into()))
     }
 }
 
@@ -55,21 +63,21 @@ impl FsBlobStore {
         self.root.join("staging").join(upload.to_string())
     }
 
-    /// Where blob `sha256` lives.
+    /// Where blob `key` lives.
     ///
     /// # Errors
-    /// When `sha256` is not a lower-case hex SHA-256 (never a path from outside).
-    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
-        let sha = valid_sha256(sha256)?;
-        Ok(self.root.join("blobs").join(&sha[0..2]).join(&sha[2..4]).join(sha))
+    /// When `key` is not a blob key (never a path from outside).
+    pub fn blob_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let key = valid_key(key)?;
+        Ok(self.root.join("blobs").join(&key[0..2]).join(&key[2..4]).join(key))
     }
 
-    /// Whether blob `sha256` exists.
+    /// Whether blob `key` exists.
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub async fn exists(&self, sha256: &str) -> Result<bool, StoreError> {
-        fs::try_exists(self.blob_path(sha256)?).await.map_err(other)
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        fs::try_exists(self.blob_path(key)?).await.map_err(other)
     }
 
     /// Whether the upload still has staging bytes.
@@ -118,18 +126,18 @@ impl BlobStore for FsBlobStore {
         Ok(Box::new(FsChunkWriter { file: BufWriter::with_capacity(256 * 1024, file) }))
     }
 
-    async fn read_head(&self, upload: UploadId, sha256: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+    async fn read_head(&self, upload: UploadId, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
         match read_prefix(&self.staging_path(upload), len).await {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                read_prefix(&self.blob_path(sha256)?, len).await.map_err(other)
+                read_prefix(&self.blob_path(key)?, len).await.map_err(other)
             }
             Err(e) => Err(other(e)),
         }
     }
 
-    async fn commit_staging(&self, upload: UploadId, size: u64, sha256: &str) -> Result<(), StoreError> {
-        let blob = self.blob_path(sha256)?;
+    async fn commit_staging(&self, upload: UploadId, size: u64, key: &str) -> Result<(), StoreError> {
+        let blob = self.blob_path(key)?;
         let staging = self.staging_path(upload);
         if fs::try_exists(&blob).await.map_err(other)? {
             // Identical bytes are stored once: the staging copy is not needed.
@@ -156,8 +164,8 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn read(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
-        let mut file = File::open(self.blob_path(sha256)?).await.map_err(other)?;
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
+        let mut file = File::open(self.blob_path(key)?).await.map_err(other)?;
         let remaining = match range {
             Some((start, len)) => {
                 file.seek(SeekFrom::Start(start)).await.map_err(other)?;
@@ -184,6 +192,36 @@ impl BlobStore for FsBlobStore {
             }
         });
         Ok(Box::pin(stream))
+    }
+
+    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
+        match fs::remove_file(self.blob_path(key)?).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let root = self.root.join("blobs");
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut dirs = vec![root];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).map_err(other)? {
+                    let entry = entry.map_err(other)?;
+                    let meta = entry.metadata().map_err(other)?;
+                    if meta.is_dir() {
+                        dirs.push(entry.path());
+                    } else if let Some(name) = entry.file_name().to_str().filter(|n| valid_key(n).is_ok()) {
+                        let modified = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+                        out.push((name.to_owned(), modified));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -246,6 +284,13 @@ mod tests {
         }
         let blobs: Vec<_> = walk(&dir.path().join("blobs"));
         assert_eq!(blobs.len(), 1);
+        assert_eq!(
+            store.list_blobs().await?.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec![HELLO_SHA.to_owned()]
+        );
+        store.delete_blob(HELLO_SHA).await?;
+        store.delete_blob(HELLO_SHA).await?;
+        assert!(store.list_blobs().await?.is_empty());
         Ok(())
     }
 
@@ -267,6 +312,8 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).await?;
         assert!(store.blob_path("../../etc/passwd").is_err());
         assert!(store.blob_path(&"A".repeat(64)).is_err());
+        assert!(store.blob_path(&format!("{}-../x", "a".repeat(64))).is_err());
+        assert!(store.blob_path(&format!("{}-{}", "a".repeat(64), "b".repeat(32))).is_ok());
         assert!(matches!(store.read(&"a".repeat(64), None).await, Err(StoreError::NotFound)));
         Ok(())
     }

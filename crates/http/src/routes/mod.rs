@@ -1,8 +1,10 @@
 //! Route handlers, one file per resource, registered in [`crate::configure`].
 
 pub mod events;
+pub mod images;
 pub mod media;
 pub mod ops;
+pub mod rest;
 pub mod uploads;
 
 use actix_web::HttpRequest;

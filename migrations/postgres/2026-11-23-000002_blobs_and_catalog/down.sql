@@ -1,0 +1,5 @@
+DROP TABLE catalog_item_media;
+DROP TABLE catalog_items;
+DROP INDEX media_blob_key;
+ALTER TABLE media DROP COLUMN blob_key;
+DROP TABLE blobs;
