@@ -39,12 +39,13 @@ fn generic_problem(status: StatusCode) -> ApiError {
     ApiError::new(status, kind, title, detail)
 }
 
+/// Whether error bodies get the JSON-LD members: when the client accepts
+/// `application/ld+json`, or, on the rest API (whose default it is), when it names no
+/// type or accepts anything.
 fn accepts_ld(req: &actix_web::HttpRequest) -> bool {
-    req.headers()
-        .get("Accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.to_ascii_lowercase().contains("application/ld+json"))
-        || req.path().starts_with("/rest/")
+    let accept = req.headers().get("Accept").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let rest = req.path().starts_with("/rest/");
+    accept.contains("application/ld+json") || (rest && (accept.trim().is_empty() || accept.contains("*/*")))
 }
 
 fn problem_response(

@@ -4,6 +4,8 @@
 //! chunks (generated on the fly, never held whole) and completes it.
 //! `upload-bench small URL TOKEN COUNT BYTES CLIENTS` uploads COUNT files of BYTES each,
 //! one chunk each, from CLIENTS concurrent clients.
+//! `upload-bench delete URL TOKEN COUNT CLIENTS` uploads COUNT small files, then deletes
+//! them all with one `DELETE /api/v1/images` and times that request.
 //! Prints one line of JSON with the timing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -41,7 +43,7 @@ async fn send_chunk(
     v["upload_id"].as_str().expect("upload_id").to_owned()
 }
 
-async fn complete(http: &reqwest::Client, url: &str, token: &str, id: &str) {
+async fn complete(http: &reqwest::Client, url: &str, token: &str, id: &str) -> serde_json::Value {
     let r = http
         .post(format!("{url}/api/v2/media/chunk_upload_complete/"))
         .bearer_auth(token)
@@ -50,6 +52,7 @@ async fn complete(http: &reqwest::Client, url: &str, token: &str, id: &str) {
         .await
         .expect("complete");
     assert!(r.status().is_success(), "complete: {}", r.status());
+    r.json().await.expect("media")
 }
 
 /// Bytes distinct per file and chunk, so that no two files share a blob.
@@ -111,6 +114,37 @@ async fn main() {
             println!(
                 "{}",
                 json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
+            );
+        }
+        "delete" => {
+            let (count, clients): (u64, usize) = (args[4].parse().unwrap(), args[5].parse().unwrap());
+            let uuids: Vec<String> = futures_util::stream::iter(0..count)
+                .map(|i| {
+                    let (http, url, token) = (&http, &url, &token);
+                    async move {
+                        let data = chunk_bytes(seed, i, 256);
+                        let id = send_chunk(http, url, token, None, 0, data, 256).await;
+                        complete(http, url, token, &id).await["uuid"].as_str().expect("uuid").to_owned()
+                    }
+                })
+                .buffer_unordered(clients)
+                .collect()
+                .await;
+            let started = Instant::now();
+            let r = http
+                .delete(format!("{url}/api/v1/images"))
+                .bearer_auth(&token)
+                .json(&json!({"image_ids": uuids}))
+                .send()
+                .await
+                .expect("delete");
+            assert!(r.status().is_success(), "delete: {}", r.status());
+            let deleted: Vec<String> = r.json().await.expect("json");
+            let secs = started.elapsed().as_secs_f64();
+            assert_eq!(deleted.len() as u64, count, "every id deleted");
+            println!(
+                "{}",
+                json!({"ids": count, "ms": (secs * 10000.0).round() / 10.0, "us_per_id": (secs * 1e6 / count as f64).round()})
             );
         }
         other => panic!("unknown mode {other}"),

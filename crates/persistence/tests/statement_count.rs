@@ -1,0 +1,122 @@
+//! A bulk delete costs the same number of SQL statements whatever the number of ids
+//! (SPEC 5: no statement per id). Counted with diesel's instrumentation, which sees every
+//! statement sent, transaction control included. Its own test binary: the count is
+//! process-wide.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
+use mediabox_domain::event::NewEvent;
+use mediabox_domain::hashing::Hashes;
+use mediabox_domain::media::{blob_key, Deleter, MediaKind, NewMedia};
+use mediabox_domain::ports::{EventRepository, MediaRepository, UploadRepository};
+use mediabox_domain::upload::Upload;
+use mediabox_domain::{OrgId, UploadId, UserId};
+use mediabox_persistence::testing::TestDb;
+use mediabox_persistence::{Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+fn counting() -> Option<Box<dyn Instrumentation>> {
+    Some(Box::new(|event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            STATEMENTS.fetch_add(1, Ordering::SeqCst);
+        }
+    }))
+}
+
+async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std::error::Error + Send + Sync>> {
+    let (org, user) = (OrgId::new("acme")?, UserId::new("u-1")?);
+    let uploads = DieselUploadRepository::new(db.clone());
+    let media = Arc::new(DieselMediaRepository::new(db.clone()));
+    let events = DieselEventRepository::new(db.clone());
+    let event = events
+        .create(
+            &NewEvent {
+                org: org.clone(),
+                title: "e".into(),
+                description: None,
+                starts_at: None,
+                ends_at: None,
+                created_at: Utc::now(),
+            },
+            &user,
+        )
+        .await?;
+    let mut uuids = Vec::new();
+    for i in 0..n {
+        let (s, m) = Hashes::default().to_state();
+        let up = Upload {
+            id: UploadId::random(),
+            org: org.clone(),
+            user: user.clone(),
+            filename: "a".into(),
+            offset: 1,
+            total: None,
+            sha256_state: s,
+            md5_state: m,
+            created_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+            media: None,
+        };
+        uploads.create(&up).await?;
+        let sha = format!("{:064x}", i + n * 1_000_000);
+        let new = NewMedia {
+            uuid: uuid::Uuid::new_v4(),
+            org: org.clone(),
+            uploaded_by: user.clone(),
+            filename: "a".into(),
+            content_type: "image/png".into(),
+            size: 1,
+            sha256: sha.clone(),
+            md5: "0".repeat(32),
+            kind: MediaKind::Image,
+            width: None,
+            height: None,
+            created_at: Utc::now(),
+            blob_key: blob_key(&sha, up.id),
+        };
+        let m = uploads.complete(up.id, &new).await?;
+        if i % 2 == 0 {
+            events.add_to_gallery(event.id, m.id).await?;
+        }
+        uuids.push(m.uuid);
+    }
+    let deleter = Deleter { org, user, any: true };
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let out = media.delete(&deleter, &uuids).await?;
+    let used = STATEMENTS.load(Ordering::SeqCst) - before;
+    Ok((used, out.deleted.len()))
+}
+
+async fn check(t: TestDb) -> TestResult {
+    set_default_instrumentation(counting)?;
+    let db = Db::connect(&t.url, 4, Duration::from_secs(5))?;
+    db.migrate()?;
+    let (small, n_small) = statements_for(&db, 10).await?;
+    let (large, n_large) = statements_for(&db, 1000).await?;
+    assert_eq!((n_small, n_large), (10, 1000));
+    // A pooled connection may be checked (one `SELECT 1`) when it is taken from the pool.
+    assert!(small.abs_diff(large) <= 1, "10 ids took {small} statements, 1000 took {large}");
+    assert!(large <= 16, "{large} statements");
+    eprintln!("bulk delete: {small} statements for 10 ids, {large} for 1000 ids");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_delete_takes_a_bounded_number_of_statements_on_sqlite() -> TestResult {
+    check(TestDb::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_delete_takes_a_bounded_number_of_statements_on_postgres() -> TestResult {
+    match TestDb::postgres("a_bulk_delete_takes_a_bounded_number_of_statements_on_postgres") {
+        Some(t) => check(t).await,
+        None => Ok(()),
+    }
+}
