@@ -314,9 +314,9 @@ impl MediaService {
         unique.sort_unstable();
         unique.dedup();
         let outcome = self.media.delete(&deleter, &unique).await?;
-        for key in &outcome.released {
-            // A failure leaves an orphan blob for gc; the delete itself has happened.
-            let _ = self.blobs.delete_blob(key).await;
+        if !outcome.released.is_empty() {
+            // A failure leaves orphan blobs for gc; the delete itself has happened.
+            let _ = self.blobs.delete_blobs(&outcome.released).await;
         }
         Ok(outcome)
     }
@@ -351,7 +351,7 @@ mod tests {
             })
         });
         let mut blobs = MockBlobStore::new();
-        blobs.expect_delete_blob().withf(|k| k == "k1").times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+        blobs.expect_delete_blobs().withf(|k| k == ["k1"]).times(1).in_sequence(&mut seq).returning(|_| Ok(()));
         service(repo, blobs).delete_one(&actor(&[Permission::MediaDelete])?, u).await?;
         Ok(())
     }

@@ -261,6 +261,10 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// `StoreError` when it cannot be removed.
     async fn delete_blob(&self, key: &str) -> Result<(), StoreError>;
+    /// Removes these blobs; missing ones are not an error. Goes on past a failure.
+    /// # Errors
+    /// The first `StoreError` met, after trying every key.
+    async fn delete_blobs(&self, keys: &[String]) -> Result<(), StoreError>;
     /// Every blob key in the store with the time it was last written (for gc).
     /// # Errors
     /// `StoreError` when the store cannot be listed.

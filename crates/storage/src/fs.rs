@@ -201,6 +201,24 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    async fn delete_blobs(&self, keys: &[String]) -> Result<(), StoreError> {
+        let paths = keys.iter().map(|k| self.blob_path(k)).collect::<Result<Vec<_>, _>>()?;
+        // One trip to the blocking pool for the whole list, not one per file.
+        tokio::task::spawn_blocking(move || {
+            let mut first = None;
+            for p in paths {
+                if let Err(e) = std::fs::remove_file(&p) {
+                    if e.kind() != std::io::ErrorKind::NotFound && first.is_none() {
+                        first = Some(other(e));
+                    }
+                }
+            }
+            first.map_or(Ok(()), Err)
+        })
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
+    }
+
     async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let root = self.root.join("blobs");
         tokio::task::spawn_blocking(move || {
@@ -291,6 +309,7 @@ mod tests {
         store.delete_blob(HELLO_SHA).await?;
         store.delete_blob(HELLO_SHA).await?;
         assert!(store.list_blobs().await?.is_empty());
+        store.delete_blobs(&[HELLO_SHA.to_owned()]).await?;
         Ok(())
     }
 

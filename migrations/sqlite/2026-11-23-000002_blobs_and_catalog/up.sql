@@ -13,6 +13,8 @@ INSERT INTO blobs (blob_key, sha256, size, created_at)
 ALTER TABLE media ADD COLUMN blob_key TEXT REFERENCES blobs (blob_key);
 UPDATE media SET blob_key = sha256;
 CREATE INDEX media_blob_key ON media (blob_key);
+-- Deleting media deletes the uploads that made them.
+CREATE INDEX uploads_media_id ON uploads (media_id);
 
 -- The catalog: products and variants in one table (a variant names its product).
 -- References to media have no cascade: the database itself refuses to delete a media
