@@ -278,10 +278,22 @@ async fn gc_collects_blobs_that_no_row_names_and_keeps_the_rest(s: TestServer) -
         std::fs::write(&p, b"bytes")?;
     }
     assert_eq!(files_under(&s.blob_root().join("blobs")).len(), 3);
+    // Staging bytes whose upload is gone (a chunk that raced an abandon), and live ones.
+    let stray = s.blob_root().join("staging").join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::write(&stray, b"stray")?;
     // Young files are never collected.
     assert_eq!(mediabox::gc_once(&s.running.wired, mediabox::BLOB_GRACE).await?.blobs, 0);
+    assert!(stray.exists(), "young staging bytes are kept");
     let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;
-    assert_eq!(done.blobs, 1);
+    assert_eq!((done.blobs, done.staging), (1, 1));
+    assert!(!stray.exists());
+    let st = expect_json(
+        u.get(&format!("/api/v2/media/chunk_upload/{}/", up["upload_id"].as_str().ok_or("id")?)).send().await?,
+        StatusCode::OK,
+    )
+    .await?;
+    assert_eq!(st["offset"], 7, "the live upload keeps its bytes");
+    assert_eq!(files_under(&s.blob_root().join("staging")).len(), 1);
     let left: Vec<String> = files_under(&s.blob_root().join("blobs"))
         .iter()
         .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))

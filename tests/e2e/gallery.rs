@@ -195,7 +195,9 @@ async fn the_gallery_lists_in_the_order_added_with_cursors_both_ways(s: TestServ
     assert!(pages[0]["previous"].is_null());
     let prev = pages[2]["previous"].as_str().ok_or("previous")?.replace(&s.base, "");
     let back = expect_json(u.get(&prev).send().await?, StatusCode::OK).await?;
-    assert_eq!(back["results"], pages[1]["results"]);
+    // Ids, not whole objects: each answer signs its `file` URLs afresh.
+    let ids = |p: &Value| p["results"].as_array().map(|a| a.iter().map(|m| m["id"].clone()).collect::<Vec<_>>());
+    assert_eq!(ids(&back), ids(&pages[1]));
     let p = expect_problem(
         u.get(&format!("/api/v2/event/{e}/gallery/?page_size=many")).send().await?,
         StatusCode::BAD_REQUEST,

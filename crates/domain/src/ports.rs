@@ -122,6 +122,11 @@ pub trait UploadRepository: Send + Sync {
     /// `RepoError` when the database fails.
     async fn delete(&self, id: UploadId) -> Result<(), RepoError>;
 
+    /// Those of `ids` that have a row.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn existing(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError>;
+
     /// Uploads that expired before `now`, at most `limit`, oldest first.
     /// # Errors
     /// `RepoError` when the database fails.
@@ -265,6 +270,10 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// The first `StoreError` met, after trying every key.
     async fn delete_blobs(&self, keys: &[String]) -> Result<(), StoreError>;
+    /// Every upload with staging bytes, with the time they were last written (for gc).
+    /// # Errors
+    /// `StoreError` when the store cannot be listed.
+    async fn list_staging(&self) -> Result<Vec<(UploadId, DateTime<Utc>)>, StoreError>;
     /// Every blob key in the store with the time it was last written (for gc).
     /// # Errors
     /// `StoreError` when the store cannot be listed.

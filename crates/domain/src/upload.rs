@@ -442,6 +442,25 @@ impl UploadService {
         Ok(ids.len())
     }
 
+    /// Removes staging bytes whose upload row is gone and that were last written before
+    /// `before` (a chunk that raced an abandon can leave them). Returns how many.
+    ///
+    /// # Errors
+    /// The first repository or store failure.
+    pub async fn collect_stray_staging(&self, before: DateTime<Utc>) -> Result<usize, UploadError> {
+        let old: Vec<UploadId> =
+            self.blobs.list_staging().await?.into_iter().filter(|(_, t)| *t < before).map(|(id, _)| id).collect();
+        let mut stray = 0;
+        for batch in old.chunks(1000) {
+            let alive = self.uploads.existing(batch).await?;
+            for id in batch.iter().filter(|id| !alive.contains(id)) {
+                self.blobs.delete_staging(*id).await?;
+                stray += 1;
+            }
+        }
+        Ok(stray)
+    }
+
     /// Completes an upload into a media: checks the checksum when one is given, sniffs
     /// the content type and dimensions, moves the bytes into the content-addressed store
     /// and records the media. Completing again answers the same media.

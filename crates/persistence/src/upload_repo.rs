@@ -185,6 +185,17 @@ impl UploadRepository for DieselUploadRepository {
             .await
     }
 
+    async fn existing(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError> {
+        let keys: Vec<String> = ids.iter().map(|id| upload_key(*id)).collect();
+        self.db
+            .run(move |c| {
+                let found: Vec<String> =
+                    uploads::table.filter(uploads::id.eq_any(&keys)).select(uploads::id).load(c)?;
+                Ok(found.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).map(UploadId::from_uuid).collect())
+            })
+            .await
+    }
+
     async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError> {
         self.db
             .run(move |c| {

@@ -186,6 +186,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Collected {
     pub uploads: usize,
+    pub staging: usize,
     pub blobs: usize,
 }
 
@@ -193,8 +194,8 @@ pub struct Collected {
 /// bytes into the store and committing their row.
 pub const BLOB_GRACE: chrono::Duration = chrono::Duration::minutes(10);
 
-/// Runs garbage collection once: expired uploads (their staging bytes and rows), and
-/// blobs that no row names (left by a crash between a delete's commit and the removal of
+/// Runs garbage collection once: expired uploads (their staging bytes and rows), staging
+/// bytes whose upload is gone, and blobs that no row names (left by a crash between a delete's commit and the removal of
 /// its blob, or between a complete's rename and its commit). Safe to run from several
 /// instances at once: every step is idempotent.
 ///
@@ -210,6 +211,7 @@ pub async fn gc_once(wired: &Wired, blob_grace: chrono::Duration) -> anyhow::Res
         }
     }
     let cutoff = chrono::Utc::now() - blob_grace;
+    done.staging = wired.uploads.collect_stray_staging(cutoff).await.context("collecting stray staging files")?;
     let old: Vec<String> = wired
         .store
         .list_blobs()
@@ -263,7 +265,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             tick.tick().await;
             match gc_once(&gc, BLOB_GRACE).await {
                 Ok(c) if c == Collected::default() => {}
-                Ok(c) => tracing::info!(uploads = c.uploads, blobs = c.blobs, "gc collected"),
+                Ok(c) => tracing::info!(uploads = c.uploads, staging = c.staging, blobs = c.blobs, "gc collected"),
                 Err(e) => tracing::warn!(error = %e, "gc failed; retrying at the next interval"),
             }
         }

@@ -95,7 +95,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Gc => {
             let wired = mediabox::wire(&config).await?;
             let c = mediabox::gc_once(&wired, mediabox::BLOB_GRACE).await?;
-            println!("collected {} expired upload(s) and {} orphan blob(s)", c.uploads, c.blobs);
+            println!(
+                "collected {} expired upload(s), {} stray staging file(s) and {} orphan blob(s)",
+                c.uploads, c.staging, c.blobs
+            );
             Ok(())
         }
     }

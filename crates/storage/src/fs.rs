@@ -219,6 +219,22 @@ impl BlobStore for FsBlobStore {
         .map_err(|e| StoreError::Other(Box::new(e)))?
     }
 
+    async fn list_staging(&self) -> Result<Vec<(UploadId, DateTime<Utc>)>, StoreError> {
+        let dir = self.root.join("staging");
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(other)? {
+                let entry = entry.map_err(other)?;
+                let Some(id) = entry.file_name().to_str().and_then(|n| uuid::Uuid::parse_str(n).ok()) else { continue };
+                let modified = entry.metadata().and_then(|m| m.modified()).map(DateTime::<Utc>::from).map_err(other)?;
+                out.push((UploadId::from_uuid(id), modified));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
+    }
+
     async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let root = self.root.join("blobs");
         tokio::task::spawn_blocking(move || {
