@@ -343,6 +343,17 @@ mod tests {
     }
 
     #[test]
+    fn a_token_not_valid_yet_is_refused() -> Result<(), String> {
+        let auth = AuthConfig::hs256(b"secret", true);
+        let mut c = dev_claims("u-1", "acme", &[], 3600);
+        c.insert("nbf".into(), (chrono::Utc::now().timestamp() + 600).into());
+        assert!(auth.verify(&auth.mint(&c)?).is_err());
+        c.insert("nbf".into(), (chrono::Utc::now().timestamp() - 600).into());
+        assert!(auth.verify(&auth.mint(&c)?).is_ok());
+        Ok(())
+    }
+
+    #[test]
     fn issuer_and_audience_are_checked_when_configured() -> Result<(), String> {
         let auth =
             AuthConfig::hs256(b"s", false).with_issuer(Some("idp".into())).with_audience(Some("mediabox".into()));

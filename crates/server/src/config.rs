@@ -131,3 +131,27 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_defaults_fill_the_rest() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("mediabox.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nmax_chunk_bytes = 1024\ndata_dir = \"/srv/mb\"\n")?;
+        // The only test of this binary that touches these variables.
+        std::env::set_var("MEDIABOX_MAX_CHUNK_BYTES", "2048");
+        let c = Config::load(Some(&file));
+        std::env::remove_var("MEDIABOX_MAX_CHUNK_BYTES");
+        let c = c?;
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.max_chunk_bytes, 2048);
+        assert_eq!(c.database_url, "sqlite:///srv/mb/mediabox.db");
+        assert_eq!(c.max_upload_bytes, 5 << 30);
+        std::fs::write(&file, "no_such_setting = 1\n")?;
+        assert!(Config::load(Some(&file)).is_err(), "unknown keys are refused");
+        Ok(())
+    }
+}
