@@ -80,6 +80,8 @@ impl TestServer {
         config.database_url = db.url.clone();
         config.jwt_secret = Some("e2e-secret".to_owned());
         config.workers = Some(2);
+        // Tests run gc themselves, when they mean to.
+        config.gc_interval_secs = 3600;
         tweak(&mut config);
         let running = mediabox::start(&config).await?;
         let base = format!("http://{}", running.addr);

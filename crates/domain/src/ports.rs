@@ -127,7 +127,8 @@ pub trait UploadRepository: Send + Sync {
     /// `RepoError` when the database fails.
     async fn existing(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError>;
 
-    /// Uploads that expired before `now`, at most `limit`, oldest first.
+    /// Uploads that expired before `now` and hold no unexpired lease, at most `limit`,
+    /// oldest first.
     /// # Errors
     /// `RepoError` when the database fails.
     async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError>;

@@ -310,8 +310,11 @@ impl UploadService {
             .acquire_lease(upload.id, upload.offset, lease, now + Duration::seconds(LEASE_SECS), now)
             .await?
         {
-            let offset = self.uploads.find(upload.id).await?.map_or(upload.offset, |u| u.offset);
-            return Err(ChunkError::Busy { offset });
+            return match self.uploads.find(upload.id).await? {
+                // Abandoned or collected meanwhile.
+                None => Err(ChunkError::NotFound),
+                Some(u) => Err(ChunkError::Busy { offset: u.offset }),
+            };
         }
         let written = self.stream_into_staging(&upload, range, body).await;
         match written {
@@ -688,6 +691,21 @@ mod tests {
         let svc = service(repo, MockBlobStore::new());
         let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::Busy { offset: 0 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_chunk_for_an_upload_collected_meanwhile_is_not_found() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        let mut seq = mockall::Sequence::new();
+        repo.expect_find().times(1).in_sequence(&mut seq).returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().returning(|_, _, _, _, _| Ok(false));
+        repo.expect_find().times(1).in_sequence(&mut seq).returning(|_| Ok(None));
+        let svc = service(repo, MockBlobStore::new());
+        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::NotFound)));
         Ok(())
     }
 

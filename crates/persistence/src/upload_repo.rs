@@ -199,8 +199,10 @@ impl UploadRepository for DieselUploadRepository {
     async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError> {
         self.db
             .run(move |c| {
+                // Not while a chunk holds the lease: it finishes (or its lease lapses) first.
                 let ids: Vec<String> = uploads::table
                     .filter(uploads::expires_at.lt(now.naive_utc()))
+                    .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc())))
                     .order(uploads::expires_at.asc())
                     .limit(i64::from(limit))
                     .select(uploads::id)

@@ -267,6 +267,11 @@ async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
     // A lease left by a crashed request expires.
     assert!(r.uploads.acquire_lease(up.id, 4, lease, now, now).await?);
     assert!(r.uploads.acquire_lease(up.id, 4, other, until, now + chrono::Duration::seconds(1)).await?);
+    // Expired, but a chunk holds the lease: gc leaves it until the lease lapses.
+    let later = now + chrono::Duration::hours(2);
+    assert!(r.uploads.acquire_lease(up.id, 4, lease, later + chrono::Duration::minutes(1), later).await?);
+    assert!(r.uploads.expired(later, 10).await?.is_empty());
+    assert_eq!(r.uploads.expired(later + chrono::Duration::minutes(2), 10).await?, vec![up.id]);
     r.uploads.delete(up.id).await?;
     assert!(r.uploads.find(up.id).await?.is_none());
     Ok(())

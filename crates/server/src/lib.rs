@@ -260,7 +260,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let gc = wired.clone();
     let every = Duration::from_secs(config.gc_interval_secs.max(1));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        // The first run waits one interval: start-up is not the moment to sweep.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tick.tick().await;
             match gc_once(&gc, BLOB_GRACE).await {
