@@ -54,13 +54,4 @@ impl<T> Page<T> {
             _ => None,
         }
     }
-    #[must_use]
-    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(|(p, t)| (p, f(t))).collect(),
-            count: self.count,
-            has_next: self.has_next,
-            has_previous: self.has_previous,
-        }
-    }
 }

@@ -68,13 +68,10 @@ impl ChunkRange {
         }
         Ok(Self { start, end, total })
     }
+    /// How many bytes the chunk holds (never zero: END is inclusive).
     #[must_use]
-    pub fn len(&self) -> u64 {
+    pub fn byte_count(&self) -> u64 {
         self.end - self.start + 1
-    }
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -287,7 +284,7 @@ impl UploadService {
 
     fn check_size(&self, range: Option<ChunkRange>, total: Option<u64>) -> Result<(), ChunkError> {
         let Some(r) = range else { return Ok(()) };
-        if r.len() > self.limits.max_chunk_bytes {
+        if r.byte_count() > self.limits.max_chunk_bytes {
             return Err(ChunkError::ChunkTooLarge { limit: self.limits.max_chunk_bytes });
         }
         let total = r.total.or(total);
@@ -345,7 +342,7 @@ impl UploadService {
     ) -> Result<ChunkAdvance, ChunkError> {
         let mut hashes =
             Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
-        let expected = range.map(|r| r.len());
+        let expected = range.map(|r| r.byte_count());
         let chunk_limit = self.limits.max_chunk_bytes;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset).await?;

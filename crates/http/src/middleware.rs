@@ -17,10 +17,6 @@ use crate::auth::RefreshedToken;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The request's id, for handlers and logs.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 fn sane_request_id(v: &str) -> bool {
     !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
@@ -90,7 +86,6 @@ pub async fn around(
         .and_then(|v| v.to_str().ok())
         .filter(|v| sane_request_id(v))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    req.extensions_mut().insert(RequestId(request_id.clone()));
     // The request cannot be cloned before routing (the router needs it alone).
     let method = req.method().to_string();
     let path = req.path().to_owned();

@@ -175,12 +175,6 @@ impl Db {
         Ok(Self { pool, writer: sqlite.then(|| Arc::new(Mutex::new(()))) })
     }
 
-    /// Whether this is the SQLite backend.
-    #[must_use]
-    pub fn is_sqlite(&self) -> bool {
-        self.writer.is_some()
-    }
-
     /// Applies pending migrations (under an advisory lock on PostgreSQL, so several
     /// instances starting at once take turns).
     ///

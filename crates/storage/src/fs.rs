@@ -72,14 +72,6 @@ impl FsBlobStore {
         Ok(self.root.join("blobs").join(&key[0..2]).join(&key[2..4]).join(key))
     }
 
-    /// Whether blob `key` exists.
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        fs::try_exists(self.blob_path(key)?).await.map_err(other)
-    }
-
     /// Whether the upload still has staging bytes.
     ///
     /// # Errors
