@@ -140,6 +140,17 @@ pub struct DeleteOutcome {
 /// At most this many ids in one bulk delete.
 pub const MAX_BULK_DELETE: usize = 10_000;
 
+/// The bulk delete limit, for `requested` ids as sent (strings that are not uuids count).
+///
+/// # Errors
+/// `TooMany` over [`MAX_BULK_DELETE`].
+pub fn check_bulk_size(requested: usize) -> Result<(), DeleteMediaError> {
+    if requested > MAX_BULK_DELETE {
+        return Err(DeleteMediaError::TooMany { max: MAX_BULK_DELETE });
+    }
+    Ok(())
+}
+
 /// Errors of deleting media.
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteMediaError {
@@ -295,9 +306,7 @@ impl MediaService {
     /// # Errors
     /// `TooMany` over [`MAX_BULK_DELETE`] ids (then nothing is deleted).
     pub async fn delete_many(&self, actor: &Actor, uuids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, DeleteMediaError> {
-        if uuids.len() > MAX_BULK_DELETE {
-            return Err(DeleteMediaError::TooMany { max: MAX_BULK_DELETE });
-        }
+        check_bulk_size(uuids.len())?;
         if uuids.is_empty() {
             return Ok(Vec::new());
         }

@@ -117,10 +117,10 @@ pub trait UploadRepository: Send + Sync {
     /// `RepoError` when the database fails.
     async fn complete(&self, id: UploadId, media: &NewMedia) -> Result<Media, RepoError>;
 
-    /// Deletes the upload's row. Deleting a missing upload is not an error.
+    /// Deletes these uploads' rows in one statement. Missing ones are not an error.
     /// # Errors
     /// `RepoError` when the database fails.
-    async fn delete(&self, id: UploadId) -> Result<(), RepoError>;
+    async fn delete(&self, ids: &[UploadId]) -> Result<(), RepoError>;
 
     /// Those of `ids` that have a row.
     /// # Errors

@@ -420,7 +420,7 @@ impl UploadService {
             }
         };
         // Row first: once it is gone no chunk can be appended, so the staging bytes can go.
-        self.uploads.delete(upload.id).await?;
+        self.uploads.delete(&[upload.id]).await?;
         if upload.media.is_none() {
             self.blobs.delete_staging(upload.id).await?;
         }
@@ -437,7 +437,9 @@ impl UploadService {
         let ids = self.uploads.expired(self.clock.now(), limit).await?;
         for id in &ids {
             self.blobs.delete_staging(*id).await?;
-            self.uploads.delete(*id).await?;
+        }
+        if !ids.is_empty() {
+            self.uploads.delete(&ids).await?;
         }
         Ok(ids.len())
     }
@@ -703,6 +705,24 @@ mod tests {
         let svc = service(repo, MockBlobStore::new());
         let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::NotFound)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn expired_uploads_lose_their_bytes_first_then_all_rows_at_once() -> TestResult {
+        let ids = vec![UploadId::random(), UploadId::random(), UploadId::random()];
+        let (listed, expected) = (ids.clone(), ids.clone());
+        let mut seq = mockall::Sequence::new();
+        let mut repo = MockUploadRepository::new();
+        repo.expect_expired().returning(move |_, _| Ok(listed.clone()));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_delete_staging().times(3).in_sequence(&mut seq).returning(|_| Ok(()));
+        repo.expect_delete()
+            .withf(move |d| d == expected.as_slice())
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        assert_eq!(service(repo, blobs).collect_expired(500).await?, 3);
         Ok(())
     }
 

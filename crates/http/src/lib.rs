@@ -13,7 +13,6 @@ pub mod signing;
 pub mod state;
 
 use actix_web::web;
-use utoipa::OpenApi;
 
 pub use state::{AppState, Readiness};
 
@@ -29,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .route("/openapi.json", web::get().to(ops::openapi))
         .service(
-            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", openapi::ApiDoc::openapi()),
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", openapi::document().clone()),
         )
         .route("/api/v2/media/chunk_upload/", web::put().to(uploads::start))
         .route("/api/v2/media/chunk_upload/{upload_id}/", web::put().to(uploads::append))

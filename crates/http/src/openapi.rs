@@ -19,6 +19,13 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document, built once per process.
+#[must_use]
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
 /// The whole API.
 #[derive(OpenApi)]
 #[openapi(

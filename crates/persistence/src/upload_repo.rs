@@ -176,10 +176,11 @@ impl UploadRepository for DieselUploadRepository {
         }
     }
 
-    async fn delete(&self, id: UploadId) -> Result<(), RepoError> {
+    async fn delete(&self, ids: &[UploadId]) -> Result<(), RepoError> {
+        let keys: Vec<String> = ids.iter().map(|id| upload_key(*id)).collect();
         self.db
             .tx(move |c| {
-                diesel::delete(uploads::table.find(upload_key(id))).execute(c)?;
+                diesel::delete(uploads::table.filter(uploads::id.eq_any(&keys))).execute(c)?;
                 Ok(())
             })
             .await

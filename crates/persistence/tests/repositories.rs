@@ -272,7 +272,7 @@ async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
     assert!(r.uploads.acquire_lease(up.id, 4, lease, later + chrono::Duration::minutes(1), later).await?);
     assert!(r.uploads.expired(later, 10).await?.is_empty());
     assert_eq!(r.uploads.expired(later + chrono::Duration::minutes(2), 10).await?, vec![up.id]);
-    r.uploads.delete(up.id).await?;
+    r.uploads.delete(&[up.id]).await?;
     assert!(r.uploads.find(up.id).await?.is_none());
     Ok(())
 }

@@ -14,9 +14,7 @@ fn image_ids(v: &Value) -> Result<Vec<uuid::Uuid>, ApiError> {
     match v.get("image_ids") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => {
-            if items.len() > mediabox_domain::media::MAX_BULK_DELETE {
-                return Err(ApiError::bad_field("image_ids", "at most 10000 ids per request"));
-            }
+            mediabox_domain::media::check_bulk_size(items.len())?;
             Ok(items.iter().filter_map(Value::as_str).filter_map(|s| uuid::Uuid::parse_str(s.trim()).ok()).collect())
         }
         Some(_) => Err(ApiError::bad_field("image_ids", "image_ids must be a list of uuids")),

@@ -2,10 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use utoipa::OpenApi;
 
 use crate::error::ApiError;
-use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
 /// Alive.
@@ -38,5 +36,5 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200)))]
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(crate::openapi::document())
 }
