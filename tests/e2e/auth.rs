@@ -185,6 +185,11 @@ async fn public_keys_verify_rs256_and_es256_and_refuse_algorithm_confusion() -> 
         let url = s.url("/api/v2/event/");
         let r = s.http.get(&url).bearer_auth(&good).send().await?;
         assert_eq!(r.status(), StatusCode::OK, "{key_file}");
+        if key_file == "jwks.json" {
+            // Keys are chosen by `kid`: one the JWKS does not hold is refused.
+            let unknown = signed(Algorithm::RS256, &rsa_private, Some("rsa-2"))?;
+            expect_problem(s.http.get(&url).bearer_auth(&unknown).send().await?, StatusCode::UNAUTHORIZED).await?;
+        }
         assert!(r.headers().get("x-token").is_none(), "no sliding tokens without a secret");
         // HS256 "signed" with the public key as secret: the classic confusion attack.
         let confused = signed(Algorithm::HS256, &EncodingKey::from_secret(&rsa_public), None)?;

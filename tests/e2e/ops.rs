@@ -92,3 +92,16 @@ async fn while_the_database_is_unreachable_requests_answer_503_and_service_resum
     expect_json(s.http.get(s.url("/readyz")).send().await?, StatusCode::OK).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_blob_store_is_unreachable() -> TestResult {
+    let s = TestServer::start(Backend::Sqlite, "store-outage", |_| {}).await?.ok_or("sqlite")?;
+    let (blobs, away) = (s.blob_root().join("blobs"), s.blob_root().join("blobs-away"));
+    std::fs::rename(&blobs, &away)?;
+    let p = mediabox_tests::expect_problem(s.http.get(s.url("/readyz")).send().await?, StatusCode::SERVICE_UNAVAILABLE)
+        .await?;
+    assert_eq!(p["detail"], "the storage is unreachable");
+    std::fs::rename(&away, &blobs)?;
+    expect_json(s.http.get(s.url("/readyz")).send().await?, StatusCode::OK).await?;
+    Ok(())
+}

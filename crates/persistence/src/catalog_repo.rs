@@ -62,14 +62,17 @@ fn to_item(kind: ItemKind, row: ItemRow, medias: Vec<uuid::Uuid>) -> QueryResult
     })
 }
 
-const ITEM_COLUMNS: (
+type ItemColumns = (
     catalog_items::id,
     catalog_items::org,
     catalog_items::product_id,
     catalog_items::name,
     catalog_items::created_at,
     catalog_items::updated_at,
-) = (
+);
+
+/// The columns of an [`ItemRow`], in its order.
+const ITEM_COLUMNS: ItemColumns = (
     catalog_items::id,
     catalog_items::org,
     catalog_items::product_id,
