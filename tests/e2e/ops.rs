@@ -3,7 +3,11 @@
 use mediabox_tests::{expect_json, on_both_databases, png, Backend, TestResult, TestServer, ALL};
 use reqwest::StatusCode;
 
-on_both_databases!(health_and_readiness_answer, metrics_count_requests_by_route_and_status_and_upload_bytes);
+on_both_databases!(
+    health_and_readiness_answer,
+    metrics_count_requests_by_route_and_status_and_upload_bytes,
+    the_swagger_ui_answers_at_docs_with_and_without_the_slash,
+);
 
 async fn health_and_readiness_answer(s: TestServer) -> TestResult {
     expect_json(s.http.get(s.url("/healthz")).send().await?, StatusCode::OK).await?;
@@ -62,9 +66,24 @@ async fn the_openapi_document_lists_every_route_and_the_docs_are_served() -> Tes
             assert!(paths.get(p).and_then(|x| x.get(*m)).is_some(), "{m} {p} missing from the OpenAPI document");
         }
     }
-    let r = s.http.get(s.url("/docs/")).send().await?;
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.text().await?.to_lowercase().contains("swagger"));
+    Ok(())
+}
+
+async fn the_swagger_ui_answers_at_docs_with_and_without_the_slash(s: TestServer) -> TestResult {
+    let direct = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build()?;
+    let r = direct.get(s.url("/docs")).send().await?;
+    assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.headers().get("location").and_then(|v| v.to_str().ok()), Some("/docs/"));
+    // A browser (or any client following redirects) lands on the UI from either URL.
+    for path in ["/docs", "/docs/"] {
+        let r = s.http.get(s.url(path)).send().await?;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        assert!(r.text().await?.to_lowercase().contains("swagger"), "{path}");
+    }
+    // The UI loads the document it names.
+    expect_json(s.http.get(s.url("/docs/openapi.json")).send().await?, StatusCode::OK).await?;
     Ok(())
 }
 

@@ -18,6 +18,8 @@ on_both_databases!(
     only_the_uploader_may_send_see_or_complete,
     a_body_shorter_or_longer_than_its_range_is_refused,
     starting_an_upload_needs_media_write,
+    continuing_or_completing_an_upload_needs_media_write_on_every_request,
+    reading_or_abandoning_ones_upload_needs_media_read_or_write,
     identical_bytes_are_stored_once,
     two_chunks_racing_for_one_offset_are_never_both_appended,
     one_upload_can_send_its_chunks_to_different_instances,
@@ -205,6 +207,55 @@ async fn starting_an_upload_needs_media_write(s: TestServer) -> TestResult {
     let reader = s.as_user("u-1", "acme", &["media:read"]);
     let p = expect_problem(reader.chunk(None, b"x", 0, None, "a").send().await?, StatusCode::FORBIDDEN).await?;
     assert_eq!(p["missingPermissions"], json!(["media:write"]));
+    Ok(())
+}
+
+async fn continuing_or_completing_an_upload_needs_media_write_on_every_request(s: TestServer) -> TestResult {
+    let writer = s.as_user("u-1", "acme", &["media:read", "media:write"]);
+    // The same user and organization, after `media:write` was taken away.
+    let reader = s.as_user("u-1", "acme", &["media:read"]);
+    let up = expect_json(writer.chunk(None, b"head", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    let p = expect_problem(reader.chunk(Some(id), b"tail", 4, None, "a").send().await?, StatusCode::FORBIDDEN).await?;
+    assert_eq!(p["missingPermissions"], json!(["media:write"]));
+    let done = reader.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?;
+    let p = expect_problem(done, StatusCode::FORBIDDEN).await?;
+    assert_eq!(p["missingPermissions"], json!(["media:write"]));
+    // Nothing changed: the offset, the staging bytes, no blob and so no media.
+    let st =
+        expect_json(writer.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::OK).await?;
+    assert_eq!(st["offset"], 4);
+    let staged = files_under(&s.blob_root().join("staging"));
+    let sizes: Vec<u64> = staged.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).collect();
+    assert_eq!(sizes, vec![4], "staging: {staged:?}");
+    assert!(files_under(&s.blob_root().join("blobs")).is_empty(), "a media was stored");
+    // The writer's token carries on from where it stopped, and the file is exact.
+    expect_json(writer.chunk(Some(id), b"body", 4, None, "a").send().await?, StatusCode::OK).await?;
+    let done = writer.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?;
+    let m = expect_json(done, StatusCode::OK).await?;
+    assert_eq!(m["sha256"], sha256_hex(b"headbody"));
+    // Completing again (idempotent) is uploading too.
+    let again = reader.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?;
+    expect_problem(again, StatusCode::FORBIDDEN).await?;
+    Ok(())
+}
+
+async fn reading_or_abandoning_ones_upload_needs_media_read_or_write(s: TestServer) -> TestResult {
+    let writer = s.as_user("u-1", "acme", &["media:write"]);
+    let reader = s.as_user("u-1", "acme", &["media:read"]);
+    let neither = s.as_user("u-1", "acme", &["event:write"]);
+    let up = expect_json(writer.chunk(None, b"head", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+    let path = format!("/api/v2/media/chunk_upload/{}/", up["upload_id"].as_str().ok_or("id")?);
+    let p = expect_problem(neither.get(&path).send().await?, StatusCode::FORBIDDEN).await?;
+    assert_eq!(p["missingPermissions"], json!(["media:read", "media:write"]));
+    expect_problem(neither.delete(&path).send().await?, StatusCode::FORBIDDEN).await?;
+    for who in [&writer, &reader] {
+        assert_eq!(expect_json(who.get(&path).send().await?, StatusCode::OK).await?["offset"], 4);
+    }
+    // A user who lost `media:write` can still drop what they started.
+    assert_eq!(reader.delete(&path).send().await?.status(), StatusCode::NO_CONTENT);
+    expect_problem(writer.get(&path).send().await?, StatusCode::NOT_FOUND).await?;
+    assert!(files_under(&s.blob_root().join("staging")).is_empty());
     Ok(())
 }
 

@@ -85,6 +85,19 @@ impl Actor {
             Err(Forbidden::missing(missing))
         }
     }
+
+    /// Passes when the actor holds at least one of `any`.
+    ///
+    /// # Errors
+    /// [`Forbidden`] listing all of `any` when the actor holds none of them.
+    pub fn require_any(&self, any: &[Permission]) -> Result<(), Forbidden> {
+        if any.iter().any(|p| self.has(*p)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = any.iter().map(|p| p.as_str()).collect();
+            Err(Forbidden { missing: any.to_vec(), reason: format!("needs one of: {}", names.join(", ")) })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +110,18 @@ mod tests {
         assert!(a.require(&[Permission::MediaRead]).is_ok());
         let err = a.require(&[Permission::MediaRead, Permission::MediaWrite, Permission::EventWrite]);
         assert_eq!(err, Err(Forbidden::missing(vec![Permission::MediaWrite, Permission::EventWrite])));
+        Ok(())
+    }
+
+    #[test]
+    fn require_any_passes_with_one_and_lists_all_without() -> Result<(), Box<dyn std::error::Error>> {
+        let either = [Permission::MediaRead, Permission::MediaWrite];
+        let reader = Actor::new(UserId::new("u")?, OrgId::new("o")?, [Permission::MediaRead]);
+        assert!(reader.require_any(&either).is_ok());
+        let none = Actor::new(UserId::new("u")?, OrgId::new("o")?, [Permission::EventWrite]);
+        let err = none.require_any(&either).err().ok_or("expected forbidden")?;
+        assert_eq!(err.missing, either.to_vec());
+        assert_eq!(err.reason, "needs one of: media:read, media:write");
         Ok(())
     }
 

@@ -23,6 +23,10 @@ use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
 /// (a crashed instance's lease expires).
 const LEASE_SECS: i64 = 600;
 
+/// Reading one's own upload's offset or abandoning it needs either of these: a user whose
+/// `media:write` was taken away mid-upload can still see where it stopped and drop it.
+const UPLOAD_OWNER_PERMISSIONS: [Permission; 2] = [Permission::MediaRead, Permission::MediaWrite];
+
 /// An upload in progress (or completed: then `media` is set).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -242,6 +246,7 @@ impl UploadService {
     /// Appends a chunk at the upload's offset.
     ///
     /// # Errors
+    /// `Forbidden` without `media:write` (checked before the upload is looked up);
     /// `NotFound` for an unknown upload or one of another organization; `Forbidden` when
     /// the actor did not start it; `Expired` (410) past its lifetime; `Completed` once
     /// completed; `OffsetMismatch` when the chunk does not start at the offset (a retry of
@@ -255,6 +260,9 @@ impl UploadService {
         range: ChunkRange,
         body: IncomingBody,
     ) -> Result<Upload, ChunkError> {
+        // Checked on every chunk, before anything is read: a permission taken away
+        // mid-upload takes effect on the next request.
+        actor.require(&[Permission::MediaWrite])?;
         let upload = match self.access(actor, id).await? {
             Access::Ok(u) => u,
             Access::NotFound => return Err(ChunkError::NotFound),
@@ -396,8 +404,10 @@ impl UploadService {
     /// The upload as stored: its offset tells a client where to resume.
     ///
     /// # Errors
-    /// `NotFound`, `Forbidden`, `Expired` as for [`Self::append`].
+    /// `Forbidden` with neither `media:read` nor `media:write`; `NotFound`, `Forbidden`,
+    /// `Expired` as for [`Self::append`].
     pub async fn status(&self, actor: &Actor, id: UploadId) -> Result<Upload, UploadError> {
+        actor.require_any(&UPLOAD_OWNER_PERMISSIONS)?;
         match self.access(actor, id).await? {
             Access::Ok(u) => Ok(u),
             Access::NotFound => Err(UploadError::NotFound),
@@ -409,8 +419,10 @@ impl UploadService {
     /// Abandons an upload: its staging bytes and row are removed.
     ///
     /// # Errors
-    /// `NotFound`, `Forbidden` as for [`Self::append`] (an expired upload can be abandoned).
+    /// `Forbidden` with neither `media:read` nor `media:write`; `NotFound`, `Forbidden` as
+    /// for [`Self::append`] (an expired upload can be abandoned).
     pub async fn abandon(&self, actor: &Actor, id: UploadId) -> Result<(), UploadError> {
+        actor.require_any(&UPLOAD_OWNER_PERMISSIONS)?;
         let upload = match self.access(actor, id).await? {
             Access::Ok(u) => u,
             Access::Expired => self.uploads.find(id).await?.ok_or(UploadError::NotFound)?,
@@ -468,7 +480,8 @@ impl UploadService {
     /// and records the media. Completing again answers the same media.
     ///
     /// # Errors
-    /// `NotFound`, `Forbidden`, `Expired` as for [`Self::append`]; `ChecksumMismatch` when
+    /// `Forbidden` without `media:write`; `NotFound`, `Forbidden`, `Expired` as for
+    /// [`Self::append`]; `ChecksumMismatch` when
     /// the bytes do not match (the upload stays resumable); `Empty` with no bytes;
     /// `Incomplete` when a total was announced and not reached.
     pub async fn complete(
@@ -477,6 +490,7 @@ impl UploadService {
         id: UploadId,
         checksum: Option<Checksum>,
     ) -> Result<Media, CompleteError> {
+        actor.require(&[Permission::MediaWrite])?;
         let upload = match self.access(actor, id).await? {
             Access::Ok(u) => u,
             Access::NotFound => return Err(CompleteError::NotFound),
@@ -562,6 +576,10 @@ mod tests {
         Ok(Actor::new(UserId::new(user)?, OrgId::new("acme")?, perms.iter().copied()))
     }
 
+    fn writer(user: &str) -> Result<Actor, crate::ids::InvalidId> {
+        actor(user, &[Permission::MediaWrite])
+    }
+
     fn body(parts: &[&'static [u8]]) -> IncomingBody {
         let items: Vec<Result<Bytes, std::io::Error>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
         Box::pin(futures_util::stream::iter(items))
@@ -605,6 +623,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn continuing_or_completing_needs_media_write_and_touches_nothing() -> TestResult {
+        // The uploader's own upload, but a token that lost `media:write` since: no lookup,
+        // no lease, no bytes, no media (the mocks panic on any call).
+        let reader = actor("u-1", &[Permission::MediaRead])?;
+        let svc = service(MockUploadRepository::new(), MockBlobStore::new());
+        let id = UploadId::random();
+        let sent = svc.append(&reader, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
+        assert!(matches!(sent, Err(ChunkError::Forbidden(f)) if f.missing == vec![Permission::MediaWrite]));
+        let done = svc.complete(&reader, id, None).await;
+        assert!(matches!(done, Err(CompleteError::Forbidden(f)) if f.missing == vec![Permission::MediaWrite]));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn status_and_abandon_need_read_or_write() -> TestResult {
+        let up = upload(4)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_delete().times(1).returning(|_| Ok(()));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_delete_staging().times(1).returning(|_| Ok(()));
+        let svc = service(repo, blobs);
+        let neither = actor("u-1", &[Permission::EventWrite])?;
+        let seen = svc.status(&neither, id).await;
+        assert!(matches!(seen, Err(UploadError::Forbidden(f)) if f.missing.len() == 2));
+        assert!(matches!(svc.abandon(&neither, id).await, Err(UploadError::Forbidden(_))));
+        let reader = actor("u-1", &[Permission::MediaRead])?;
+        assert_eq!(svc.status(&reader, id).await?.offset, 4);
+        let writer_only = writer("u-1")?;
+        assert_eq!(svc.status(&writer_only, id).await?.offset, 4);
+        svc.abandon(&reader, id).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn a_chunk_at_the_wrong_offset_is_refused_and_writes_nothing() -> TestResult {
         let up = upload(4)?;
         let id = up.id;
@@ -613,7 +667,7 @@ mod tests {
         // No lease taken, no writer opened: the mocks would panic on an unexpected call.
         let svc = service(repo, MockBlobStore::new());
         let r = ChunkRange::new(6, 7, None)?;
-        let err = svc.append(&actor("u-1", &[])?, id, r, body(&[b"ab"])).await;
+        let err = svc.append(&writer("u-1")?, id, r, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::OffsetMismatch { start: 6, offset: 4 })));
         Ok(())
     }
@@ -625,7 +679,7 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         let svc = service(repo, MockBlobStore::new());
-        let got = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(2, 3, None)?, body(&[b"23"])).await?;
+        let got = svc.append(&writer("u-1")?, id, ChunkRange::new(2, 3, None)?, body(&[b"23"])).await?;
         assert_eq!(got.offset, 4);
         Ok(())
     }
@@ -638,9 +692,9 @@ mod tests {
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         let svc = service(repo, MockBlobStore::new());
         let r = ChunkRange::new(0, 0, None)?;
-        let other_user = svc.append(&actor("u-2", &[])?, id, r, body(&[b"x"])).await;
+        let other_user = svc.append(&writer("u-2")?, id, r, body(&[b"x"])).await;
         assert!(matches!(other_user, Err(ChunkError::Forbidden(_))));
-        let stranger = Actor::new(UserId::new("u-1")?, OrgId::new("beta")?, []);
+        let stranger = Actor::new(UserId::new("u-1")?, OrgId::new("beta")?, [Permission::MediaWrite]);
         assert!(matches!(svc.append(&stranger, id, r, body(&[b"x"])).await, Err(ChunkError::NotFound)));
         Ok(())
     }
@@ -661,7 +715,7 @@ mod tests {
             Ok(Box::new(w))
         });
         let svc = service(repo, blobs);
-        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 4, None)?, body(&[b"ab"])).await;
+        let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 4, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::LengthMismatch { expected: 5, got: 2, offset: 0 })));
         Ok(())
     }
@@ -673,9 +727,9 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         let svc = service(repo, MockBlobStore::new());
-        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 8, None)?, body(&[b"123456789"])).await;
+        let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 8, None)?, body(&[b"123456789"])).await;
         assert!(matches!(err, Err(ChunkError::ChunkTooLarge { limit: 8 })));
-        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 3, Some(21))?, body(&[b"1234"])).await;
+        let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 3, Some(21))?, body(&[b"1234"])).await;
         assert!(matches!(err, Err(ChunkError::UploadTooLarge { limit: 20 })));
         Ok(())
     }
@@ -688,7 +742,7 @@ mod tests {
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         repo.expect_acquire_lease().returning(|_, _, _, _, _| Ok(false));
         let svc = service(repo, MockBlobStore::new());
-        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
+        let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::Busy { offset: 0 })));
         Ok(())
     }
@@ -703,7 +757,7 @@ mod tests {
         repo.expect_acquire_lease().returning(|_, _, _, _, _| Ok(false));
         repo.expect_find().times(1).in_sequence(&mut seq).returning(|_| Ok(None));
         let svc = service(repo, MockBlobStore::new());
-        let err = svc.append(&actor("u-1", &[])?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
+        let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::NotFound)));
         Ok(())
     }
@@ -734,7 +788,7 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         let svc = service(repo, MockBlobStore::new());
-        assert!(matches!(svc.status(&actor("u-1", &[])?, id).await, Err(UploadError::Expired)));
+        assert!(matches!(svc.status(&writer("u-1")?, id).await, Err(UploadError::Expired)));
         Ok(())
     }
 
@@ -746,7 +800,7 @@ mod tests {
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         repo.expect_complete().never();
         let svc = service(repo, MockBlobStore::new());
-        let err = svc.complete(&actor("u-1", &[])?, id, Some(Checksum::Md5("00".into()))).await;
+        let err = svc.complete(&writer("u-1")?, id, Some(Checksum::Md5("00".into()))).await;
         assert!(matches!(err, Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: 10 })));
         Ok(())
     }
@@ -781,7 +835,7 @@ mod tests {
         });
         let svc = service(repo, blobs);
         let sha = "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882";
-        let media = svc.complete(&actor("u-1", &[])?, id, Some(Checksum::Sha256(sha.into()))).await?;
+        let media = svc.complete(&writer("u-1")?, id, Some(Checksum::Sha256(sha.into()))).await?;
         assert_eq!(media.sha256, sha);
         assert_eq!(media.md5, "781e5e245d69b566979b86e28d23f2c7");
         assert_eq!(media.content_type, "text/plain");

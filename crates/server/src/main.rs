@@ -118,7 +118,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("Get a token and try a first request:");
         println!("  export TOKEN=$({exe} token --sub u-1 --org acme)");
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v2/event/");
-        println!("API docs: {base}/docs/");
+        println!("API docs: {base}/docs");
     }
     let handle = running.handle.clone();
     tokio::spawn(async move {

@@ -38,3 +38,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::openapi::document())
 }
+
+/// `/docs` (SPEC 9) leads to the Swagger UI, which is served under `/docs/` so that its
+/// relative asset paths resolve.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish()
+}
