@@ -2,7 +2,9 @@
 # Runs every test. PostgreSQL tests use MEDIABOX_TEST_PG_URL when set; otherwise, when the
 # PostgreSQL server binaries exist, a throwaway cluster is started in a temporary
 # directory for this run and stopped after it; otherwise PostgreSQL tests print a loud
-# SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1).
+# SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1). S3 tests run on s3s-fs,
+# installed once by scripts/tools.sh (MEDIABOX_REQUIRE_S3=1 makes its absence a failure).
+# The e2e tests start a second `mediabox` process: nextest --workspace builds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +43,15 @@ if [ -z "${MEDIABOX_TEST_PG_URL:-}" ]; then
   fi
 fi
 trap cleanup EXIT
+
+# S3 tests start their own s3s-fs (a real S3-protocol server); install it once.
+if [ -z "${MEDIABOX_S3FS_BIN:-}" ]; then
+  if S3FS=$(./scripts/tools.sh s3s-fs); then
+    export MEDIABOX_S3FS_BIN="$S3FS"
+  else
+    echo "!!! make test: s3s-fs could not be installed: S3 tests will be SKIPPED"
+  fi
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -12,4 +12,5 @@ mod gallery;
 mod media;
 mod ops;
 mod races;
+mod s3;
 mod uploads;

@@ -392,22 +392,11 @@ async fn one_upload_can_send_its_chunks_to_different_instances(s: TestServer) ->
 }
 
 async fn an_internal_error_is_logged_and_answered_with_the_request_id_only(s: TestServer) -> TestResult {
-    use diesel::{Connection, RunQueryDsl};
     let u = s.as_user("u-1", "acme", ALL);
     let up = expect_json(u.chunk(None, b"data", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
     let id = up["upload_id"].as_str().ok_or("id")?;
     // Corrupt the stored hash state behind the service's back.
-    let sql = "UPDATE uploads SET sha256_state = md5_state";
-    match s.backend {
-        Backend::Sqlite => {
-            let mut c = diesel::sqlite::SqliteConnection::establish(s.db_url.trim_start_matches("sqlite://"))?;
-            diesel::sql_query(sql).execute(&mut c)?;
-        }
-        Backend::Postgres => {
-            let mut c = diesel::pg::PgConnection::establish(&s.db_url)?;
-            diesel::sql_query(sql).execute(&mut c)?;
-        }
-    }
+    s.exec_sql("UPDATE uploads SET sha256_state = md5_state")?;
     let r = u
         .post("/api/v2/media/chunk_upload_complete/")
         .header("X-Request-Id", "req-500")

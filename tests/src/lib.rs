@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use mediabox::{Config, Running};
 use mediabox_persistence::testing::TestDb;
+use mediabox_storage::testing::S3Server;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sha2::Digest;
@@ -33,9 +34,14 @@ pub struct TestServer {
     pub backend: Backend,
     pub db_url: String,
     pub running: Running,
+    /// The S3 server, for servers started on S3.
+    pub s3: Option<S3Server>,
     _db: TestDb,
     _dir: tempfile::TempDir,
 }
+
+/// The bucket of servers started on S3.
+pub const BUCKET: &str = "mediabox-e2e";
 
 impl Drop for TestServer {
     fn drop(&mut self) {
@@ -86,7 +92,90 @@ impl TestServer {
         let running = mediabox::start(&config).await?;
         let base = format!("http://{}", running.addr);
         let http = reqwest::Client::builder().no_proxy().build()?;
-        Ok(Some(Self { base, http, db_url: db.url.clone(), config, backend, running, _db: db, _dir: dir }))
+        Ok(Some(Self { base, http, db_url: db.url.clone(), config, backend, running, s3: None, _db: db, _dir: dir }))
+    }
+
+    /// Starts a server whose blob store is a bucket of a real S3-protocol server of its
+    /// own; `None` when PostgreSQL or `s3s-fs` is asked for and skipped.
+    pub async fn start_on_s3(backend: Backend, name: &str, tweak: impl FnOnce(&mut Config)) -> Res<Option<Self>> {
+        let Some(s3) = S3Server::start(name)? else { return Ok(None) };
+        let bucket = s3.bucket(BUCKET)?;
+        let started = Self::start(backend, name, |c| {
+            c.storage = "s3".to_owned();
+            c.s3 = Some(bucket);
+            tweak(c);
+        })
+        .await?;
+        Ok(started.map(|mut s| {
+            s.s3 = Some(s3);
+            s
+        }))
+    }
+
+    /// Runs SQL on the server's database behind its back.
+    pub fn exec_sql(&self, sql: &str) -> Res<usize> {
+        use diesel::{Connection, RunQueryDsl};
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let mut c = diesel::sqlite::SqliteConnection::establish(self.db_url.trim_start_matches("sqlite://"))?;
+                diesel::sql_query(sql).execute(&mut c)?
+            }
+            Backend::Postgres => {
+                let mut c = diesel::pg::PgConnection::establish(&self.db_url)?;
+                diesel::sql_query(sql).execute(&mut c)?
+            }
+        })
+    }
+
+    /// Every file of bytes the store holds: blob and staging files on the filesystem;
+    /// on S3, the bucket's objects and parts of multipart uploads in progress.
+    #[must_use]
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        match &self.s3 {
+            Some(s3) => s3.all_files(),
+            None => files_under(&self.blob_root()),
+        }
+    }
+
+    /// Starts another `mediabox serve` process (the built binary) with this server's
+    /// settings: the same database, bucket and secrets, as a second instance behind a
+    /// load balancer. Stopped when dropped.
+    pub fn second_instance(&self) -> Res<Instance> {
+        let bin = std::env::current_exe()?
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(|d| d.join("mediabox"))
+            .ok_or("no target directory")?;
+        if !bin.exists() {
+            return Err(
+                format!("{} is not built: run `cargo build --bin mediabox` (make test does)", bin.display()).into()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let data = tempfile::tempdir()?;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MEDIABOX_LISTEN", format!("127.0.0.1:{port}"))
+            .env("MEDIABOX_DATA_DIR", data.path())
+            .env("MEDIABOX_DATABASE_URL", &self.db_url)
+            .env("MEDIABOX_JWT_SECRET", self.config.jwt_secret.as_deref().unwrap_or_default())
+            .env("MEDIABOX_GC_INTERVAL_SECS", "3600")
+            .env("MEDIABOX_WORKERS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        if let Some(s3) = &self.config.s3 {
+            cmd.env("MEDIABOX_STORAGE", "s3")
+                .env("MEDIABOX_S3_BUCKET", &s3.bucket)
+                .env("MEDIABOX_S3_ENDPOINT", s3.endpoint.as_deref().unwrap_or_default())
+                .env("MEDIABOX_S3_REGION", s3.region.as_deref().unwrap_or_default())
+                .env("MEDIABOX_S3_ACCESS_KEY_ID", s3.access_key_id.as_deref().unwrap_or_default())
+                .env("MEDIABOX_S3_SECRET_ACCESS_KEY", s3.secret_access_key.as_deref().unwrap_or_default());
+        }
+        let child = cmd.spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        Ok(Instance { child, base, _data: data })
     }
 
     #[must_use]
@@ -105,7 +194,7 @@ impl TestServer {
     /// A caller acting as `sub` in `org`.
     #[must_use]
     pub fn as_user(&self, sub: &str, org: &str, perms: &[&str]) -> Caller<'_> {
-        Caller { server: self, token: self.token(sub, org, perms) }
+        Caller { server: self, token: self.token(sub, org, perms), base: None }
     }
 
     /// Where the blob store keeps files.
@@ -133,11 +222,23 @@ pub fn files_under(p: &std::path::Path) -> Vec<PathBuf> {
 pub struct Caller<'a> {
     pub server: &'a TestServer,
     pub token: String,
+    /// Another instance to send to instead of `server`.
+    pub base: Option<String>,
 }
 
 impl Caller<'_> {
+    /// The same caller, talking to another instance.
+    #[must_use]
+    pub fn at(&self, base: &str) -> Self {
+        Caller { server: self.server, token: self.token.clone(), base: Some(base.to_owned()) }
+    }
+
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
-        self.server.http.request(method, self.server.url(path)).bearer_auth(&self.token)
+        let url = match &self.base {
+            Some(b) => format!("{b}{path}"),
+            None => self.server.url(path),
+        };
+        self.server.http.request(method, url).bearer_auth(&self.token)
     }
     pub fn get(&self, path: &str) -> RequestBuilder {
         self.req(Method::GET, path)
@@ -242,4 +343,36 @@ pub fn sha256_hex(b: &[u8]) -> String {
 pub fn md5_hex(b: &[u8]) -> String {
     use md5::Digest as _;
     hex::encode(md5::Md5::digest(b))
+}
+
+/// Another server process.
+pub struct Instance {
+    child: std::process::Child,
+    pub base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Instance {
+    /// Waits until it answers `/readyz` (it applies migrations first).
+    pub async fn ready(&self, http: &reqwest::Client) -> TestResult {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await {
+                if r.status() == StatusCode::OK {
+                    return Ok(());
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                return Err("the second instance was not ready within 60 s".into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

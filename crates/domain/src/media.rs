@@ -101,11 +101,15 @@ pub struct NewMedia {
     pub blob_key: String,
 }
 
-/// The blob key of bytes first stored by one upload: never reused for other bytes, and
-/// never again for the same bytes once released.
+/// The blob key of bytes first stored by one upload: its id (32 hex digits), never reused
+/// for other bytes, and never again for the same bytes once released. Known from the
+/// upload's first byte, so a store can write the blob in place while chunks arrive (S3:
+/// the multipart upload's destination). Content addressing is the `blobs` table's
+/// (sha256 to key), not the key's. Keys made before were `<sha256>-<upload id>`; stores
+/// still read them.
 #[must_use]
-pub fn blob_key(sha256: &str, upload: crate::ids::UploadId) -> String {
-    format!("{sha256}-{upload}")
+pub fn blob_key(upload: crate::ids::UploadId) -> String {
+    upload.to_string()
 }
 
 /// What still points at a media.

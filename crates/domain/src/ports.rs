@@ -105,6 +105,25 @@ pub trait UploadRepository: Send + Sync {
     /// `Ok(false)` when `lease` is no longer held (it expired and another took it).
     async fn advance(&self, id: UploadId, lease: uuid::Uuid, advance: &ChunkAdvance) -> Result<bool, RepoError>;
 
+    /// Records the staging state a chunk's store opened (S3: a multipart upload), before
+    /// any byte is written into it, if `lease` is still held and the upload has not
+    /// expired (an abandon expires it first).
+    /// # Errors
+    /// `Ok(false)` when the lease is gone or the upload expired or is gone.
+    async fn record_staging(
+        &self,
+        id: UploadId,
+        lease: uuid::Uuid,
+        staging: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// Makes an upload expire at once (abandoning it): from then on no lease can be taken
+    /// nor staging recorded, and gc collects it if the abandon does not finish.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn expire(&self, id: UploadId, now: DateTime<Utc>) -> Result<(), RepoError>;
+
     /// Releases the lease without moving the offset (a chunk that failed).
     /// # Errors
     /// `RepoError` when the database fails.
@@ -127,11 +146,11 @@ pub trait UploadRepository: Send + Sync {
     /// `RepoError` when the database fails.
     async fn existing(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError>;
 
-    /// Uploads that expired before `now` and hold no unexpired lease, at most `limit`,
-    /// oldest first.
+    /// Uploads that expired before `now` (or at it) and hold no unexpired lease, at most
+    /// `limit`, oldest first, with their staging state.
     /// # Errors
     /// `RepoError` when the database fails.
-    async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError>;
+    async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(UploadId, Option<String>)>, RepoError>;
 }
 
 /// Events, their managers and their galleries.
@@ -230,35 +249,68 @@ pub trait ChunkWriter: Send {
     /// # Errors
     /// `StoreError` when the bytes cannot be written.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
-    /// Makes the written bytes durable.
+    /// Makes the written bytes durable and returns the staging state to record with the
+    /// new offset (`None` for stores that keep none).
     /// # Errors
     /// `StoreError` when they cannot be flushed.
-    async fn finish(&mut self) -> Result<(), StoreError>;
+    async fn finish(&mut self) -> Result<Option<String>, StoreError>;
 }
 
-/// Where bytes live: per-upload staging objects and content-addressed blobs (by sha256).
+/// Where bytes live: per-upload staging (the bytes of chunks received so far) and blobs,
+/// named by keys the domain makes ([`crate::media::blob_key`]).
+///
+/// A store may keep state about an upload's staging between chunks (S3: a multipart
+/// upload's id and parts); the domain keeps it in the upload's row, opaque, and hands it
+/// back on the next call. Every adapter passes the same contract tests
+/// (`mediabox-storage`'s `contract` module).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// A writer placing bytes into the upload's staging object from `offset` on.
+    /// Opens what a chunk of `len` bytes (`None`: unknown) at `offset` needs before bytes
+    /// flow. Returns a new staging state when it opened something the database must know
+    /// of before any byte goes into it (S3: a multipart upload); `None` when nothing
+    /// changed.
     /// # Errors
-    /// `StoreError` when the staging object cannot be opened.
-    async fn staging_writer(&self, upload: UploadId, offset: u64) -> Result<Box<dyn ChunkWriter>, StoreError>;
-    /// Up to `len` leading bytes of the staging object (or of blob `key` when the staging
-    /// object was already committed).
+    /// `StoreError` when the store cannot be reached.
+    async fn prepare_staging(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        staging: Option<String>,
+        len: Option<u64>,
+    ) -> Result<Option<String>, StoreError>;
+    /// A writer placing bytes into the upload's staging from `offset` on. Bytes past
+    /// `offset` left by a chunk that failed are overwritten; nothing the recorded state
+    /// refers to is changed until the new state is recorded.
+    /// # Errors
+    /// `StoreError` when the staging cannot be opened.
+    async fn staging_writer(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        staging: Option<String>,
+    ) -> Result<Box<dyn ChunkWriter>, StoreError>;
+    /// Up to `len` leading bytes of blob `key`.
+    /// # Errors
+    /// `NotFound` when it does not exist.
+    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError>;
+    /// Turns the first `size` bytes of the upload's staging into blob `key` and removes
+    /// the staging. Idempotent: when blob `key` already exists the staging is dropped and
+    /// it succeeds.
     /// # Errors
     /// `NotFound` when neither exists.
-    async fn read_head(&self, upload: UploadId, key: &str, len: usize) -> Result<Vec<u8>, StoreError>;
-    /// Turns the first `size` bytes of the staging object into blob `key`. Idempotent:
-    /// when the blob already exists the staging object is dropped; when the staging object
-    /// is gone and the blob exists, it succeeds.
-    /// # Errors
-    /// `NotFound` when neither exists.
-    async fn commit_staging(&self, upload: UploadId, size: u64, key: &str) -> Result<(), StoreError>;
-    /// Removes a staging object; a missing one is not an error.
+    async fn commit_staging(
+        &self,
+        upload: UploadId,
+        size: u64,
+        key: &str,
+        staging: Option<String>,
+    ) -> Result<(), StoreError>;
+    /// Removes an upload's staging (what `staging` names, and whatever the store finds
+    /// of that upload without it); a missing one is not an error.
     /// # Errors
     /// `StoreError` when it cannot be removed.
-    async fn delete_staging(&self, upload: UploadId) -> Result<(), StoreError>;
+    async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<(), StoreError>;
     /// Streams blob `key`, whole or `(start, length)`.
     /// # Errors
     /// `NotFound` when the blob does not exist.

@@ -41,6 +41,9 @@ pub struct Upload {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub media: Option<MediaId>,
+    /// What the blob store remembers of this upload's staging between chunks (S3: the
+    /// multipart upload and its parts); opaque here, kept in the row.
+    pub staging_state: Option<String>,
 }
 
 /// What a written chunk changes in its upload's row.
@@ -50,6 +53,7 @@ pub struct ChunkAdvance {
     pub total: Option<u64>,
     pub sha256_state: Vec<u8>,
     pub md5_state: Vec<u8>,
+    pub staging_state: Option<String>,
 }
 
 /// Where a chunk goes, from `Content-Range: bytes START-END/TOTAL` (END inclusive).
@@ -181,7 +185,7 @@ pub struct UploadService {
 }
 
 enum Access {
-    Ok(Upload),
+    Ok(Box<Upload>),
     NotFound,
     Forbidden,
     Expired,
@@ -238,6 +242,7 @@ impl UploadService {
             created_at: now,
             expires_at: now + self.limits.ttl,
             media: None,
+            staging_state: None,
         };
         self.uploads.create(&upload).await?;
         self.write_chunk(upload, range, body).await
@@ -264,7 +269,7 @@ impl UploadService {
         // mid-upload takes effect on the next request.
         actor.require(&[Permission::MediaWrite])?;
         let upload = match self.access(actor, id).await? {
-            Access::Ok(u) => u,
+            Access::Ok(u) => *u,
             Access::NotFound => return Err(ChunkError::NotFound),
             Access::Forbidden => {
                 return Err(Forbidden::rule("only the user who started an upload may send to it").into())
@@ -321,7 +326,10 @@ impl UploadService {
                 Some(u) => Err(ChunkError::Busy { offset: u.offset }),
             };
         }
-        let written = self.stream_into_staging(&upload, range, body).await;
+        let written = match self.prepare_staging(&upload, lease, range).await {
+            Ok(staging) => self.stream_into_staging(&upload, staging, range, body).await,
+            Err(e) => Err(e),
+        };
         match written {
             Ok(advance) => {
                 if !self.uploads.advance(upload.id, lease, &advance).await? {
@@ -332,6 +340,7 @@ impl UploadService {
                     total: advance.total,
                     sha256_state: advance.sha256_state,
                     md5_state: advance.md5_state,
+                    staging_state: advance.staging_state,
                     ..upload
                 })
             }
@@ -342,9 +351,37 @@ impl UploadService {
         }
     }
 
+    /// Lets the store open what the chunk needs before bytes flow and records it in the
+    /// row first (S3: a multipart upload), so that nothing opened is ever unknown to the
+    /// database. Returns the staging state the chunk writes with.
+    async fn prepare_staging(
+        &self,
+        upload: &Upload,
+        lease: uuid::Uuid,
+        range: Option<ChunkRange>,
+    ) -> Result<Option<String>, ChunkError> {
+        let len = range.map(|r| r.byte_count());
+        let current = upload.staging_state.clone();
+        let Some(opened) = self.blobs.prepare_staging(upload.id, upload.offset, current.clone(), len).await? else {
+            return Ok(current);
+        };
+        if self.uploads.record_staging(upload.id, lease, &opened, self.clock.now()).await? {
+            return Ok(Some(opened));
+        }
+        // Abandoned or expired meanwhile (its staging goes), or the lease lapsed.
+        match self.uploads.find(upload.id).await? {
+            Some(u) if u.expires_at > self.clock.now() => Err(ChunkError::Busy { offset: u.offset }),
+            gone => {
+                self.blobs.delete_staging(upload.id, Some(opened)).await?;
+                Err(if gone.is_some() { ChunkError::Expired } else { ChunkError::NotFound })
+            }
+        }
+    }
+
     async fn stream_into_staging(
         &self,
         upload: &Upload,
+        staging: Option<String>,
         range: Option<ChunkRange>,
         mut body: IncomingBody,
     ) -> Result<ChunkAdvance, ChunkError> {
@@ -353,7 +390,7 @@ impl UploadService {
         let expected = range.map(|r| r.byte_count());
         let chunk_limit = self.limits.max_chunk_bytes;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
-        let mut writer = self.blobs.staging_writer(upload.id, upload.offset).await?;
+        let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging).await?;
         let mut got: u64 = 0;
         while let Some(piece) = body.next().await {
             let piece = piece.map_err(StoreError::Body)?;
@@ -377,13 +414,14 @@ impl UploadService {
                 return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
             }
         }
-        writer.finish().await?;
+        let staging_state = writer.finish().await?;
         let (sha256_state, md5_state) = hashes.to_state();
         Ok(ChunkAdvance {
             offset: upload.offset + got,
             total: upload.total.or(range.and_then(|r| r.total)),
             sha256_state,
             md5_state,
+            staging_state,
         })
     }
 
@@ -398,7 +436,7 @@ impl UploadService {
         if upload.media.is_none() && upload.expires_at <= self.clock.now() {
             return Ok(Access::Expired);
         }
-        Ok(Access::Ok(upload))
+        Ok(Access::Ok(Box::new(upload)))
     }
 
     /// The upload as stored: its offset tells a client where to resume.
@@ -409,7 +447,7 @@ impl UploadService {
     pub async fn status(&self, actor: &Actor, id: UploadId) -> Result<Upload, UploadError> {
         actor.require_any(&UPLOAD_OWNER_PERMISSIONS)?;
         match self.access(actor, id).await? {
-            Access::Ok(u) => Ok(u),
+            Access::Ok(u) => Ok(*u),
             Access::NotFound => Err(UploadError::NotFound),
             Access::Forbidden => Err(Forbidden::rule("only the user who started an upload may see it").into()),
             Access::Expired => Err(UploadError::Expired),
@@ -424,18 +462,24 @@ impl UploadService {
     pub async fn abandon(&self, actor: &Actor, id: UploadId) -> Result<(), UploadError> {
         actor.require_any(&UPLOAD_OWNER_PERMISSIONS)?;
         let upload = match self.access(actor, id).await? {
-            Access::Ok(u) => u,
+            Access::Ok(u) => *u,
             Access::Expired => self.uploads.find(id).await?.ok_or(UploadError::NotFound)?,
             Access::NotFound => return Err(UploadError::NotFound),
             Access::Forbidden => {
                 return Err(Forbidden::rule("only the user who started an upload may abandon it").into())
             }
         };
-        // Row first: once it is gone no chunk can be appended, so the staging bytes can go.
-        self.uploads.delete(&[upload.id]).await?;
-        if upload.media.is_none() {
-            self.blobs.delete_staging(upload.id).await?;
+        if upload.media.is_some() {
+            // Completed: its bytes live in the blob store; only the row goes.
+            return Ok(self.uploads.delete(&[upload.id]).await?);
         }
+        // Expire the row first: no chunk can take the lease or record staging after that,
+        // and a crash from here on leaves an expired row that gc collects with its staging.
+        self.uploads.expire(upload.id, self.clock.now()).await?;
+        // Read again: a chunk in flight may have recorded staging (a multipart upload).
+        let staging = self.uploads.find(upload.id).await?.map_or(upload.staging_state, |u| u.staging_state);
+        self.blobs.delete_staging(upload.id, staging).await?;
+        self.uploads.delete(&[upload.id]).await?;
         Ok(())
     }
 
@@ -446,9 +490,11 @@ impl UploadService {
     /// # Errors
     /// The first repository or store failure.
     pub async fn collect_expired(&self, limit: u32) -> Result<usize, UploadError> {
-        let ids = self.uploads.expired(self.clock.now(), limit).await?;
-        for id in &ids {
-            self.blobs.delete_staging(*id).await?;
+        let expired = self.uploads.expired(self.clock.now(), limit).await?;
+        let mut ids = Vec::with_capacity(expired.len());
+        for (id, staging) in expired {
+            self.blobs.delete_staging(id, staging).await?;
+            ids.push(id);
         }
         if !ids.is_empty() {
             self.uploads.delete(&ids).await?;
@@ -468,7 +514,7 @@ impl UploadService {
         for batch in old.chunks(1000) {
             let alive = self.uploads.existing(batch).await?;
             for id in batch.iter().filter(|id| !alive.contains(id)) {
-                self.blobs.delete_staging(*id).await?;
+                self.blobs.delete_staging(*id, None).await?;
                 stray += 1;
             }
         }
@@ -492,7 +538,7 @@ impl UploadService {
     ) -> Result<Media, CompleteError> {
         actor.require(&[Permission::MediaWrite])?;
         let upload = match self.access(actor, id).await? {
-            Access::Ok(u) => u,
+            Access::Ok(u) => *u,
             Access::NotFound => return Err(CompleteError::NotFound),
             Access::Forbidden => {
                 return Err(Forbidden::rule("only the user who started an upload may complete it").into())
@@ -520,13 +566,12 @@ impl UploadService {
             }
             _ => {}
         }
-        let key = blob_key(&sha256, upload.id);
-        let head_len = usize::try_from(upload.offset).map_or(SNIFF_BYTES, |o| o.min(SNIFF_BYTES));
-        let head = self.blobs.read_head(upload.id, &key, head_len).await?;
-        let sniffed = sniff(&head);
+        let key = blob_key(upload.id);
         // Bytes first, row second: a crash in between leaves a blob without a media, which
-        // gc collects; never a media without its blob.
-        self.blobs.commit_staging(upload.id, upload.offset, &key).await?;
+        // gc collects; never a media without its blob. Committing again (a retry) is fine.
+        self.blobs.commit_staging(upload.id, upload.offset, &key, upload.staging_state.clone()).await?;
+        let head_len = usize::try_from(upload.offset).map_or(SNIFF_BYTES, |o| o.min(SNIFF_BYTES));
+        let sniffed = sniff(&self.blobs.read_head(&key, head_len).await?);
         let new = NewMedia {
             uuid: uuid::Uuid::new_v4(),
             org: upload.org.clone(),
@@ -601,6 +646,7 @@ mod tests {
             created_at: now(),
             expires_at: now() + Duration::hours(1),
             media: None,
+            staging_state: None,
         })
     }
 
@@ -642,9 +688,10 @@ mod tests {
         let id = up.id;
         let mut repo = MockUploadRepository::new();
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_expire().times(1).returning(|_, _| Ok(()));
         repo.expect_delete().times(1).returning(|_| Ok(()));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_delete_staging().times(1).returning(|_| Ok(()));
+        blobs.expect_delete_staging().times(1).returning(|_, _| Ok(()));
         let svc = service(repo, blobs);
         let neither = actor("u-1", &[Permission::EventWrite])?;
         let seen = svc.status(&neither, id).await;
@@ -709,7 +756,8 @@ mod tests {
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_advance().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_staging_writer().returning(|_, _| {
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
+        blobs.expect_staging_writer().returning(|_, _, _| {
             let mut w = MockChunkWriter::new();
             w.expect_write().returning(|_| Ok(()));
             Ok(Box::new(w))
@@ -717,6 +765,70 @@ mod tests {
         let svc = service(repo, blobs);
         let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 4, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::LengthMismatch { expected: 5, got: 2, offset: 0 })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn what_the_store_opens_is_recorded_before_any_byte_and_the_new_state_with_the_offset() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut seq = mockall::Sequence::new();
+        let mut repo = MockUploadRepository::new();
+        let mut blobs = MockBlobStore::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().times(1).in_sequence(&mut seq).returning(|_, _, _, _, _| Ok(true));
+        blobs
+            .expect_prepare_staging()
+            .withf(|_, off, st, len| *off == 0 && st.is_none() && *len == Some(2))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _, _| Ok(Some("opened".into())));
+        repo.expect_record_staging()
+            .withf(|_, _, st, _| st == "opened")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _, _| Ok(true));
+        blobs
+            .expect_staging_writer()
+            .withf(|_, _, st| st.as_deref() == Some("opened"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| {
+                let mut w = MockChunkWriter::new();
+                w.expect_write().returning(|_| Ok(()));
+                w.expect_finish().returning(|| Ok(Some("opened+part".into())));
+                Ok(Box::new(w))
+            });
+        repo.expect_advance()
+            .withf(|_, _, a| a.offset == 2 && a.staging_state.as_deref() == Some("opened+part"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(true));
+        let svc = service(repo, blobs);
+        let got = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await?;
+        assert_eq!(got.staging_state.as_deref(), Some("opened+part"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn staging_opened_for_an_upload_abandoned_meanwhile_is_removed() -> TestResult {
+        let up = upload(0)?;
+        let id = up.id;
+        let mut gone = up.clone();
+        gone.expires_at = now() - Duration::seconds(1);
+        let mut repo = MockUploadRepository::new();
+        let mut seq = mockall::Sequence::new();
+        repo.expect_find().times(1).in_sequence(&mut seq).returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().returning(|_, _, _, _, _| Ok(true));
+        repo.expect_record_staging().returning(|_, _, _, _| Ok(false));
+        repo.expect_find().times(1).in_sequence(&mut seq).returning(move |_| Ok(Some(gone.clone())));
+        repo.expect_release_lease().returning(|_, _| Ok(()));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(Some("mp".into())));
+        blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("mp")).times(1).returning(|_, _| Ok(()));
+        let svc = service(repo, blobs);
+        let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::Expired)), "{err:?}");
         Ok(())
     }
 
@@ -765,12 +877,19 @@ mod tests {
     #[tokio::test]
     async fn expired_uploads_lose_their_bytes_first_then_all_rows_at_once() -> TestResult {
         let ids = vec![UploadId::random(), UploadId::random(), UploadId::random()];
-        let (listed, expected) = (ids.clone(), ids.clone());
+        let listed: Vec<(UploadId, Option<String>)> = ids.iter().map(|id| (*id, Some(format!("mp-{id}")))).collect();
+        let expected = ids.clone();
         let mut seq = mockall::Sequence::new();
         let mut repo = MockUploadRepository::new();
         repo.expect_expired().returning(move |_, _| Ok(listed.clone()));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_delete_staging().times(3).in_sequence(&mut seq).returning(|_| Ok(()));
+        // Each upload's staging goes with the state its row kept (S3: its multipart upload).
+        blobs
+            .expect_delete_staging()
+            .withf(|id, st| st.as_deref() == Some(format!("mp-{id}").as_str()))
+            .times(3)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
         repo.expect_delete()
             .withf(move |d| d == expected.as_slice())
             .times(1)
@@ -813,8 +932,9 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         let mut blobs = MockBlobStore::new();
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
-        blobs.expect_read_head().returning(|_, _, _| Ok(b"0123456789".to_vec()));
-        blobs.expect_commit_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(()));
+        blobs.expect_commit_staging().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(()));
+        // The head is sniffed from the committed blob (S3 parts are not readable before).
+        blobs.expect_read_head().times(1).in_sequence(&mut seq).returning(|_, _| Ok(b"0123456789".to_vec()));
         repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, new| {
             Ok(Media {
                 id: MediaId::new(1).unwrap_or_else(|_| unreachable!()),

@@ -226,12 +226,9 @@ impl MediaRepository for DieselMediaRepository {
                         .load::<String>(c)?
                         .into_iter()
                         .collect();
-                    // Keys of uploads still completing (`<sha256>-<upload id>`) are kept.
-                    let uploads_of: Vec<String> = batch
-                        .iter()
-                        .filter_map(|k| k.split_once('-').and_then(|(_, u)| uuid::Uuid::parse_str(u).ok()))
-                        .map(|u| u.to_string())
-                        .collect();
+                    // Keys of uploads still completing are kept.
+                    let uploads_of: Vec<String> =
+                        batch.iter().filter_map(|k| upload_of_key(k)).map(|u| u.to_string()).collect();
                     let pending: HashSet<String> = uploads::table
                         .filter(uploads::id.eq_any(&uploads_of))
                         .filter(uploads::media_id.is_null())
@@ -244,7 +241,8 @@ impl MediaRepository for DieselMediaRepository {
                         batch
                             .iter()
                             .filter(|k| {
-                                !known.contains(*k) && k.split_once('-').is_none_or(|(_, u)| !pending.contains(u))
+                                !known.contains(*k)
+                                    && upload_of_key(k).is_none_or(|u| !pending.contains(&u.simple().to_string()))
                             })
                             .cloned(),
                     );
@@ -252,5 +250,16 @@ impl MediaRepository for DieselMediaRepository {
                 Ok(out)
             })
             .await
+    }
+}
+
+/// The upload a blob key was made by: keys are `<upload id>` (32 hex digits), or
+/// `<sha256>-<upload id>` as made before; a bare sha256 names none.
+fn upload_of_key(key: &str) -> Option<uuid::Uuid> {
+    let id = key.split_once('-').map_or(key, |(_, u)| u);
+    if id.len() == 32 {
+        uuid::Uuid::parse_str(id).ok()
+    } else {
+        None
     }
 }

@@ -138,6 +138,7 @@ pub(crate) struct UploadRow {
     lease: Option<String>,
     #[allow(dead_code)]
     lease_expires: Option<NaiveDateTime>,
+    staging_state: Option<String>,
 }
 
 impl TryFrom<UploadRow> for Upload {
@@ -155,6 +156,7 @@ impl TryFrom<UploadRow> for Upload {
             created_at: utc(r.created_at),
             expires_at: utc(r.expires_at),
             media: r.media_id.map(MediaId::new).transpose()?,
+            staging_state: r.staging_state,
         })
     }
 }
@@ -172,6 +174,7 @@ pub(crate) struct NewUploadRow {
     md5_state: Vec<u8>,
     created_at: NaiveDateTime,
     expires_at: NaiveDateTime,
+    staging_state: Option<String>,
 }
 
 impl NewUploadRow {
@@ -187,6 +190,7 @@ impl NewUploadRow {
             md5_state: u.md5_state.clone(),
             created_at: u.created_at.naive_utc(),
             expires_at: u.expires_at.naive_utc(),
+            staging_state: u.staging_state.clone(),
         })
     }
 }

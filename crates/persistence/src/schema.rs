@@ -63,6 +63,7 @@ diesel::table! {
         media_id -> Nullable<BigInt>,
         lease -> Nullable<Text>,
         lease_expires -> Nullable<Timestamp>,
+        staging_state -> Nullable<Text>,
     }
 }
 

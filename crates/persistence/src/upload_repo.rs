@@ -129,11 +129,46 @@ impl UploadRepository for DieselUploadRepository {
                     uploads::total.eq(a.total.map(to_i64).transpose()?),
                     uploads::sha256_state.eq(&a.sha256_state),
                     uploads::md5_state.eq(&a.md5_state),
+                    uploads::staging_state.eq(&a.staging_state),
                     uploads::lease.eq(None::<String>),
                     uploads::lease_expires.eq(None::<chrono::NaiveDateTime>),
                 ))
                 .execute(c)?;
                 Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn record_staging(
+        &self,
+        id: UploadId,
+        lease: uuid::Uuid,
+        staging: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let staging = staging.to_owned();
+        self.db
+            .tx(move |c| {
+                let n = diesel::update(
+                    uploads::table
+                        .filter(uploads::id.eq(upload_key(id)))
+                        .filter(uploads::lease.eq(lease.to_string()))
+                        .filter(uploads::expires_at.gt(now.naive_utc())),
+                )
+                .set(uploads::staging_state.eq(&staging))
+                .execute(c)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn expire(&self, id: UploadId, now: DateTime<Utc>) -> Result<(), RepoError> {
+        self.db
+            .tx(move |c| {
+                diesel::update(uploads::table.filter(uploads::id.eq(upload_key(id))))
+                    .set(uploads::expires_at.eq(now.naive_utc()))
+                    .execute(c)?;
+                Ok(())
             })
             .await
     }
@@ -197,18 +232,21 @@ impl UploadRepository for DieselUploadRepository {
             .await
     }
 
-    async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<UploadId>, RepoError> {
+    async fn expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<(UploadId, Option<String>)>, RepoError> {
         self.db
             .run(move |c| {
                 // Not while a chunk holds the lease: it finishes (or its lease lapses) first.
-                let ids: Vec<String> = uploads::table
-                    .filter(uploads::expires_at.lt(now.naive_utc()))
+                let rows: Vec<(String, Option<String>)> = uploads::table
+                    .filter(uploads::expires_at.le(now.naive_utc()))
                     .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc())))
                     .order(uploads::expires_at.asc())
                     .limit(i64::from(limit))
-                    .select(uploads::id)
+                    .select((uploads::id, uploads::staging_state))
                     .load(c)?;
-                Ok(ids.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).map(UploadId::from_uuid).collect())
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(id, st)| uuid::Uuid::parse_str(&id).ok().map(|u| (UploadId::from_uuid(u), st)))
+                    .collect())
             })
             .await
     }

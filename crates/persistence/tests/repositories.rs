@@ -61,6 +61,7 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     an_upload_advances_only_under_its_lease,
+    staging_is_recorded_only_under_the_lease_and_never_after_an_abandon,
     completing_twice_concurrently_makes_one_media,
     media_of_another_organization_is_not_found,
     gallery_pages_follow_the_order_added,
@@ -203,6 +204,7 @@ fn new_upload() -> Upload {
         created_at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::hours(1),
         media: None,
+        staging_state: None,
     }
 }
 
@@ -224,7 +226,7 @@ fn new_media_for(org: &OrgId, by: &str, upload: UploadId, sha: &str) -> NewMedia
         width: Some(4),
         height: Some(3),
         created_at: Utc::now(),
-        blob_key: mediabox_domain::media::blob_key(sha, upload),
+        blob_key: mediabox_domain::media::blob_key(upload),
     }
 }
 
@@ -258,7 +260,13 @@ async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
     let until = now + chrono::Duration::minutes(10);
     assert!(r.uploads.acquire_lease(up.id, 0, lease, until, now).await?);
     assert!(!r.uploads.acquire_lease(up.id, 0, other, until, now).await?, "a held lease is not taken twice");
-    let adv = ChunkAdvance { offset: 4, total: Some(10), sha256_state: vec![1; 104], md5_state: vec![2; 88] };
+    let adv = ChunkAdvance {
+        offset: 4,
+        total: Some(10),
+        sha256_state: vec![1; 104],
+        md5_state: vec![2; 88],
+        staging_state: Some("parts: 1".into()),
+    };
     assert!(!r.uploads.advance(up.id, other, &adv).await?, "only the lease holder advances");
     assert!(r.uploads.advance(up.id, lease, &adv).await?);
     let stored = r.uploads.find(up.id).await?.ok_or("upload gone")?;
@@ -271,9 +279,27 @@ async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
     let later = now + chrono::Duration::hours(2);
     assert!(r.uploads.acquire_lease(up.id, 4, lease, later + chrono::Duration::minutes(1), later).await?);
     assert!(r.uploads.expired(later, 10).await?.is_empty());
-    assert_eq!(r.uploads.expired(later + chrono::Duration::minutes(2), 10).await?, vec![up.id]);
+    let expired = r.uploads.expired(later + chrono::Duration::minutes(2), 10).await?;
+    assert_eq!(expired, vec![(up.id, Some("parts: 1".to_owned()))], "gc gets the staging state to remove");
     r.uploads.delete(&[up.id]).await?;
     assert!(r.uploads.find(up.id).await?.is_none());
+    Ok(())
+}
+
+async fn staging_is_recorded_only_under_the_lease_and_never_after_an_abandon(r: Repos) -> TestResult {
+    let up = new_upload();
+    r.uploads.create(&up).await?;
+    let (lease, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let now = Utc::now();
+    assert!(r.uploads.acquire_lease(up.id, 0, lease, now + chrono::Duration::minutes(10), now).await?);
+    assert!(!r.uploads.record_staging(up.id, other, "theirs", now).await?, "not without the lease");
+    assert!(r.uploads.record_staging(up.id, lease, "multipart 1", now).await?);
+    assert_eq!(r.uploads.find(up.id).await?.and_then(|u| u.staging_state).as_deref(), Some("multipart 1"));
+    // Abandoning expires the row at once: nothing more is recorded, gc sees it with its state.
+    r.uploads.expire(up.id, now).await?;
+    assert!(!r.uploads.record_staging(up.id, lease, "multipart 2", now).await?);
+    r.uploads.release_lease(up.id, lease).await?;
+    assert_eq!(r.uploads.expired(now, 10).await?, vec![(up.id, Some("multipart 1".to_owned()))]);
     Ok(())
 }
 

@@ -63,6 +63,7 @@ async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std
             created_at: Utc::now(),
             expires_at: Utc::now() + chrono::Duration::hours(1),
             media: None,
+            staging_state: None,
         };
         uploads.create(&up).await?;
         let sha = format!("{:064x}", i + n * 1_000_000);
@@ -79,7 +80,7 @@ async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std
             width: None,
             height: None,
             created_at: Utc::now(),
-            blob_key: blob_key(&sha, up.id),
+            blob_key: blob_key(up.id),
         };
         let m = uploads.complete(up.id, &new).await?;
         if i % 2 == 0 {

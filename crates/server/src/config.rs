@@ -14,6 +14,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub storage: String,
+    /// The bucket, when `storage` is `s3`.
+    pub s3: Option<mediabox_storage::S3Config>,
     pub jwt_secret: Option<String>,
     pub jwt_public_key: Option<PathBuf>,
     pub jwt_issuer: Option<String>,
@@ -84,11 +86,21 @@ impl Config {
             .or(f.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("mediabox.db").display()));
         let storage = env("STORAGE").or(f.storage).unwrap_or_else(|| "fs".to_owned());
-        if storage != "fs" {
-            bail!("MEDIABOX_STORAGE={storage:?}: only `fs` is available in this build (S3 support is planned)");
-        }
-        let _ = (f.s3_bucket, f.s3_endpoint, f.s3_region, f.s3_access_key_id, f.s3_secret_access_key);
+        let s3 = match storage.as_str() {
+            "fs" => None,
+            "s3" => Some(mediabox_storage::S3Config {
+                bucket: env("S3_BUCKET")
+                    .or(f.s3_bucket)
+                    .context("MEDIABOX_STORAGE=s3 needs MEDIABOX_S3_BUCKET (the bucket's name)")?,
+                endpoint: env("S3_ENDPOINT").or(f.s3_endpoint),
+                region: env("S3_REGION").or(f.s3_region),
+                access_key_id: env("S3_ACCESS_KEY_ID").or(f.s3_access_key_id),
+                secret_access_key: env("S3_SECRET_ACCESS_KEY").or(f.s3_secret_access_key),
+            }),
+            other => bail!("MEDIABOX_STORAGE={other:?}: expected `fs` or `s3`"),
+        };
         Ok(Self {
+            s3,
             listen: env("LISTEN").or(f.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             database_url,
             storage,
@@ -116,6 +128,7 @@ impl Config {
             data_dir: data_dir.to_owned(),
             database_url: format!("sqlite://{}", data_dir.join("mediabox.db").display()),
             storage: "fs".to_owned(),
+            s3: None,
             jwt_secret: None,
             jwt_public_key: None,
             jwt_issuer: None,

@@ -25,7 +25,7 @@ use mediabox_http::{AppState, Readiness};
 use mediabox_persistence::{
     Db, DieselCatalogRepository, DieselEventRepository, DieselMediaRepository, DieselUploadRepository,
 };
-use mediabox_storage::FsBlobStore;
+use mediabox_storage::{FsBlobStore, S3BlobStore};
 use sha2::{Digest, Sha256};
 
 pub use config::Config;
@@ -37,7 +37,7 @@ pub use mediabox_http as http;
 #[derive(Clone)]
 pub struct Wired {
     pub db: Db,
-    pub store: Arc<FsBlobStore>,
+    pub store: Arc<dyn BlobStore>,
     pub uploads: Arc<UploadService>,
     pub media_repo: Arc<DieselMediaRepository>,
     pub state: web::Data<AppState>,
@@ -110,7 +110,7 @@ fn signing_key(config: &Config) -> anyhow::Result<Vec<u8>> {
 
 struct Probes {
     db: Db,
-    store: Arc<FsBlobStore>,
+    store: Arc<dyn BlobStore>,
 }
 
 #[async_trait]
@@ -141,14 +141,10 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     })
     .await
     .context("joining the database start-up")??;
-    let store = Arc::new(
-        FsBlobStore::open(config.data_dir.join("blobs"))
-            .await
-            .with_context(|| format!("opening the blob store under {}", config.data_dir.display()))?,
-    );
+    let store = open_store(config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let media_repo = Arc::new(DieselMediaRepository::new(db.clone()));
-    let blobs: Arc<dyn BlobStore> = store.clone();
+    let blobs = store.clone();
     let limits = UploadLimits {
         max_chunk_bytes: config.max_chunk_bytes,
         max_upload_bytes: config.max_upload_bytes,
@@ -180,6 +176,43 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         metrics: Arc::new(Metrics::new().context("registering metrics")?),
     });
     Ok(Wired { db, store, uploads, media_repo, state })
+}
+
+/// The blob store `config` names. An S3 bucket that does not answer at start is logged
+/// in one line (bucket and cause, never a secret) and the server starts anyway: `/readyz`
+/// answers 503 and requests that need the store 503 until it answers.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let Some(s3) = &config.s3 else {
+        let fs = FsBlobStore::open(config.data_dir.join("blobs"))
+            .await
+            .with_context(|| format!("opening the blob store under {}", config.data_dir.display()))?;
+        return Ok(Arc::new(fs));
+    };
+    let store = S3BlobStore::new(s3).with_context(|| format!("configuring the S3 bucket {:?}", s3.bucket))?;
+    match tokio::time::timeout(Duration::from_secs(10), store.ping()).await {
+        Ok(Ok(())) => tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "S3 bucket answers"),
+        Ok(Err(e)) => tracing::error!(
+            bucket = %s3.bucket, endpoint = ?s3.endpoint, cause = %error_chain(&e),
+            "S3 bucket unusable; serving with /readyz at 503 until it answers"
+        ),
+        Err(_) => tracing::error!(
+            bucket = %s3.bucket, endpoint = ?s3.endpoint,
+            "S3 bucket did not answer within 10 s; serving with /readyz at 503 until it answers"
+        ),
+    }
+    Ok(Arc::new(store))
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 /// What one garbage collection removed.

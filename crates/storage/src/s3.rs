@@ -1,0 +1,482 @@
+//! The S3 blob store (any S3-compatible service), through `object_store`.
+//!
+//! Layout in the bucket: `blobs/<key>` holds committed blobs; `staging/<upload id>/...`
+//! holds the small chunks of an upload that are not yet part of a multipart part.
+//!
+//! An upload writes straight into a multipart upload whose destination is its blob's
+//! path (the blob key is the upload's id, known from the first byte), so complete is one
+//! `CompleteMultipartUpload`, never a copy of the bytes. S3 refuses parts under 5 MiB
+//! except the last, and clients send chunks of any size: chunks that leave fewer bytes
+//! than a part are kept as one small object each (`staging/<upload>/<start>-<end>`) until
+//! enough arrive, then read back once and sent as one part (as tusd's s3store does).
+//!
+//! What an upload's staging is (multipart id, part ids, small objects) lives in the
+//! upload's row as [`Staging`] JSON: any instance can take the next chunk, and gc knows
+//! every multipart upload to abort without listing them (not every S3 server can). The
+//! multipart upload is opened in [`BlobStore::prepare_staging`], whose answer the domain
+//! records before a byte is written into it. Objects a recorded state names are never
+//! changed: a part is re-sent under the same number (replacing an unrecorded one left by
+//! a failed chunk), a small object is named by its byte range, and small objects that
+//! became a part are removed only after the state without them was recorded (they are
+//! listed as `garbage` until then).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter};
+use mediabox_domain::{StoreError, UploadId};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::fs::valid_key;
+
+/// S3 refuses smaller parts, except the last.
+pub const MIN_PART: u64 = 5 << 20;
+/// Parts are cut at this size while a chunk streams: memory per request stays about one
+/// part, whatever the chunk size.
+pub const PART: u64 = 8 << 20;
+
+/// Where the bucket is and how to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Any S3-compatible endpoint (`http://127.0.0.1:9000`); requests are then path-style
+    /// and plain HTTP is allowed. `None`: AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// Blobs in one bucket.
+#[derive(Debug, Clone)]
+pub struct S3BlobStore {
+    s3: Arc<AmazonS3>,
+    bucket: String,
+}
+
+/// What the row keeps of an upload's staging.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staging {
+    /// The multipart upload, once opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<String>,
+    /// Ids of the parts sent, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    /// Bytes in those parts: the upload's bytes `0..parted`.
+    #[serde(default)]
+    pub parted: u64,
+    /// Small objects holding the bytes from `parted` on, as `(start, end)` ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<(u64, u64)>,
+    /// Small objects whose bytes went into a part: removed by the next chunk or complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub garbage: Vec<(u64, u64)>,
+}
+
+impl Staging {
+    fn parse(state: Option<&str>) -> Result<Self, StoreError> {
+        match state {
+            None => Ok(Self::default()),
+            Some(s) => serde_json::from_str(s).map_err(|e| StoreError::Other(Box::new(e))),
+        }
+    }
+    fn to_json(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self).map_err(|e| StoreError::Other(Box::new(e)))
+    }
+    fn pending_len(&self) -> u64 {
+        self.pending.iter().map(|(a, b)| b - a).sum()
+    }
+}
+
+fn store_error(e: object_store::Error) -> StoreError {
+    match e {
+        object_store::Error::NotFound { .. } => StoreError::NotFound,
+        // Every other failure of a remote store is treated as the store being unavailable
+        // (503, retryable); the source is logged, never shown.
+        e => StoreError::Unavailable(Box::new(e)),
+    }
+}
+
+/// A write failed: a 404 there means the bucket is missing, never that an object is.
+fn write_error(e: object_store::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn blob_path(key: &str) -> Result<Path, StoreError> {
+    Ok(Path::from(format!("blobs/{}", valid_key(key)?)))
+}
+
+fn staging_dir(upload: UploadId) -> Path {
+    Path::from(format!("staging/{upload}"))
+}
+
+fn pending_path(upload: UploadId, (start, end): (u64, u64)) -> Path {
+    Path::from(format!("staging/{upload}/{start:020}-{end:020}"))
+}
+
+/// Where an upload's multipart upload writes: the path of the blob it becomes.
+fn upload_blob_path(upload: UploadId) -> Result<Path, StoreError> {
+    blob_path(&mediabox_domain::media::blob_key(upload))
+}
+
+impl S3BlobStore {
+    /// A store on `config`'s bucket. Nothing is sent yet: [`BlobStore::ping`] tells
+    /// whether the bucket answers.
+    ///
+    /// # Errors
+    /// When the configuration is not usable (no bucket, a malformed endpoint).
+    pub fn new(config: &S3Config) -> Result<Self, StoreError> {
+        // Bounded: a store that does not answer gives an error within seconds, and a
+        // request waiting on it answers 503 instead of hanging.
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(60))
+            .with_pool_idle_timeout(Duration::from_secs(30));
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+        };
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_region(config.region.clone().unwrap_or_else(|| "us-east-1".to_owned()))
+            .with_client_options(options)
+            .with_retry(retry);
+        if let Some(endpoint) = &config.endpoint {
+            b = b.with_endpoint(endpoint).with_allow_http(true).with_virtual_hosted_style_request(false);
+        }
+        if let Some(k) = &config.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = &config.secret_access_key {
+            b = b.with_secret_access_key(s);
+        }
+        let s3 = b.build().map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self { s3: Arc::new(s3), bucket: config.bucket.clone() })
+    }
+
+    /// The bucket's name (for logs).
+    #[must_use]
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn read_all(&self, upload: UploadId, ranges: &[(u64, u64)], into: &mut Vec<u8>) -> Result<(), StoreError> {
+        // Owned, boxed futures: the borrow of `ranges` ends here (the writer is `Send`).
+        let gets: Vec<futures_util::future::BoxFuture<'static, object_store::Result<Bytes>>> = ranges
+            .iter()
+            .map(|r| {
+                let path = pending_path(upload, *r);
+                let s3 = self.s3.clone();
+                futures_util::FutureExt::boxed(async move { s3.get(&path).await?.bytes().await })
+            })
+            .collect();
+        let mut gets = futures_util::stream::iter(gets).buffered(8);
+        while let Some(b) = gets.next().await {
+            into.extend_from_slice(&b.map_err(store_error)?);
+        }
+        Ok(())
+    }
+
+    async fn delete_paths(&self, paths: Vec<Path>) -> Result<(), StoreError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let stream = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut results = self.s3.delete_stream(stream);
+        let mut first = None;
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    first.get_or_insert(store_error(e));
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Every object under the upload's staging folder.
+    async fn staging_objects(&self, upload: UploadId) -> Result<Vec<Path>, StoreError> {
+        self.s3.list(Some(&staging_dir(upload))).map_ok(|m| m.location).try_collect().await.map_err(store_error)
+    }
+
+    async fn exists(&self, path: &Path) -> Result<bool, StoreError> {
+        match self.s3.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn assemble(&self, upload: UploadId, size: u64, dest: &Path, st: &Staging) -> Result<(), StoreError> {
+        if st.parted + st.pending_len() != size {
+            return Err(StoreError::Other(
+                format!("staging holds {} bytes, the upload {size}", st.parted + st.pending_len()).into(),
+            ));
+        }
+        match &st.multipart {
+            Some(mp) => {
+                let mp = mp.clone();
+                let mut parts: Vec<PartId> = st.parts.iter().map(|p| PartId { content_id: p.clone() }).collect();
+                if !st.pending.is_empty() {
+                    // The last part may be small.
+                    let mut last = Vec::with_capacity(usize::try_from(st.pending_len()).unwrap_or(0));
+                    self.read_all(upload, &st.pending, &mut last).await?;
+                    let id = self.s3.put_part(dest, &mp, parts.len(), PutPayload::from(last)).await;
+                    parts.push(id.map_err(write_error)?);
+                }
+                self.s3.complete_multipart(dest, &mp, parts).await.map_err(write_error)?;
+            }
+            None => match st.pending.as_slice() {
+                [] => return Err(StoreError::NotFound),
+                [one] => self.s3.copy(&pending_path(upload, *one), dest).await.map_err(write_error)?,
+                many => {
+                    let mut all = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    self.read_all(upload, many, &mut all).await?;
+                    self.s3.put(dest, PutPayload::from(all)).await.map_err(write_error)?;
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+struct S3ChunkWriter {
+    store: S3BlobStore,
+    upload: UploadId,
+    dest: Path,
+    st: Staging,
+    /// Objects named as garbage by the state this chunk started from.
+    old_garbage: Vec<(u64, u64)>,
+    /// The upload's byte just past what this chunk received so far.
+    end: u64,
+    /// Bytes of this chunk in neither a part nor a small object yet.
+    buf: Vec<u8>,
+}
+
+impl S3ChunkWriter {
+    /// Sends the small objects and `buf` as the next part.
+    async fn send_part(&mut self) -> Result<(), StoreError> {
+        let Some(mp) = self.st.multipart.clone() else {
+            return Err(StoreError::Other("no multipart upload to send a part to".into()));
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let payload = if self.st.pending.is_empty() {
+            PutPayload::from(buf)
+        } else {
+            let mut all = Vec::with_capacity(usize::try_from(self.st.pending_len()).unwrap_or(0) + buf.len());
+            self.store.read_all(self.upload, &self.st.pending, &mut all).await?;
+            PutPayload::from_iter([Bytes::from(all), Bytes::from(buf)])
+        };
+        let id = self.store.s3.put_part(&self.dest, &mp, self.st.parts.len(), payload).await.map_err(write_error)?;
+        self.st.parts.push(id.content_id);
+        self.st.parted = self.end;
+        let consumed = std::mem::take(&mut self.st.pending);
+        self.st.garbage.extend(consumed);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChunkWriter for S3ChunkWriter {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.buf.extend_from_slice(bytes);
+        self.end += bytes.len() as u64;
+        if self.st.multipart.is_some() && self.st.pending_len() + self.buf.len() as u64 >= PART {
+            self.send_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<Option<String>, StoreError> {
+        if !self.buf.is_empty() {
+            if self.st.multipart.is_some() && self.st.pending.is_empty() && self.buf.len() as u64 >= MIN_PART {
+                self.send_part().await?;
+            } else {
+                let range = (self.end - self.buf.len() as u64, self.end);
+                let buf = std::mem::take(&mut self.buf);
+                let path = pending_path(self.upload, range);
+                self.store.s3.put(&path, PutPayload::from(buf)).await.map_err(write_error)?;
+                self.st.pending.push(range);
+            }
+        }
+        // Garbage of the state this chunk started from is named by no state any more.
+        let old: Vec<Path> = self.old_garbage.iter().map(|r| pending_path(self.upload, *r)).collect();
+        if self.store.delete_paths(old).await.is_ok() {
+            let done = std::mem::take(&mut self.old_garbage);
+            self.st.garbage.retain(|r| !done.contains(r));
+        }
+        self.st.to_json().map(Some)
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn prepare_staging(
+        &self,
+        upload: UploadId,
+        _offset: u64,
+        staging: Option<String>,
+        len: Option<u64>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut st = Staging::parse(staging.as_deref())?;
+        // A multipart upload is opened once a part can be made; a chunk of unknown length
+        // is kept as one small object (it is at most the chunk limit).
+        let enough = st.pending_len() >= MIN_PART || len.is_some_and(|l| st.pending_len() + l >= MIN_PART);
+        if st.multipart.is_some() || !enough {
+            return Ok(None);
+        }
+        let mp = self.s3.create_multipart(&upload_blob_path(upload)?).await.map_err(write_error)?;
+        st.multipart = Some(mp);
+        st.to_json().map(Some)
+    }
+
+    async fn staging_writer(
+        &self,
+        upload: UploadId,
+        offset: u64,
+        staging: Option<String>,
+    ) -> Result<Box<dyn ChunkWriter>, StoreError> {
+        let st = Staging::parse(staging.as_deref())?;
+        if st.parted + st.pending_len() != offset {
+            return Err(StoreError::Other(format!("staging does not end at offset {offset}").into()));
+        }
+        let old_garbage = st.garbage.clone();
+        Ok(Box::new(S3ChunkWriter {
+            store: self.clone(),
+            upload,
+            dest: upload_blob_path(upload)?,
+            st,
+            old_garbage,
+            end: offset,
+            buf: Vec::new(),
+        }))
+    }
+
+    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+        let opts = GetOptions { range: Some(GetRange::Bounded(0..len as u64)), ..GetOptions::default() };
+        let got = self.s3.get_opts(&blob_path(key)?, opts).await.map_err(store_error)?;
+        Ok(got.bytes().await.map_err(store_error)?.to_vec())
+    }
+
+    async fn commit_staging(
+        &self,
+        upload: UploadId,
+        size: u64,
+        key: &str,
+        staging: Option<String>,
+    ) -> Result<(), StoreError> {
+        let dest = blob_path(key)?;
+        let st = Staging::parse(staging.as_deref())?;
+        if st.multipart.is_some() && dest != upload_blob_path(upload)? {
+            return Err(StoreError::Other("a multipart upload completes only into its upload's blob".into()));
+        }
+        if !self.exists(&dest).await? {
+            if let Err(e) = self.assemble(upload, size, &dest, &st).await {
+                // A concurrent complete of the same upload may have won: its object
+                // appears when the server has finished writing it.
+                let mut waited = 0;
+                while !self.exists(&dest).await? {
+                    if waited >= 20 {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    waited += 1;
+                }
+            }
+        }
+        self.delete_staging(upload, None).await
+    }
+
+    async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<(), StoreError> {
+        let st = Staging::parse(staging.as_deref())?;
+        if let Some(mp) = &st.multipart {
+            match self.s3.abort_multipart(&upload_blob_path(upload)?, mp).await {
+                Ok(()) => {}
+                // Gone already (aborted or completed before). Servers say so differently:
+                // 404 NoSuchUpload (AWS, MinIO), 403 (s3s-fs). A real permission problem
+                // fails the listing below too, and the row is kept for the next gc.
+                Err(object_store::Error::NotFound { .. } | object_store::Error::PermissionDenied { .. }) => {}
+                Err(e) if format!("{e}").contains("NoSuchUpload") => {}
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        let mut paths = self.staging_objects(upload).await?;
+        paths.extend(st.pending.iter().chain(&st.garbage).map(|r| pending_path(upload, *r)));
+        paths.sort();
+        paths.dedup();
+        self.delete_paths(paths).await
+    }
+
+    async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
+        let opts = GetOptions {
+            range: range.map(|(start, len)| GetRange::Bounded(start..start + len)),
+            ..GetOptions::default()
+        };
+        let got = self.s3.get_opts(&blob_path(key)?, opts).await.map_err(store_error)?;
+        Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
+    }
+
+    async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
+        match self.s3.delete(&blob_path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn delete_blobs(&self, keys: &[String]) -> Result<(), StoreError> {
+        let paths = keys.iter().map(|k| blob_path(k)).collect::<Result<Vec<_>, _>>()?;
+        self.delete_paths(paths).await
+    }
+
+    async fn list_staging(&self) -> Result<Vec<(UploadId, DateTime<Utc>)>, StoreError> {
+        let mut latest: std::collections::HashMap<UploadId, DateTime<Utc>> = std::collections::HashMap::new();
+        let mut objects = self.s3.list(Some(&Path::from("staging")));
+        while let Some(meta) = objects.next().await {
+            let meta = meta.map_err(store_error)?;
+            let Some(id) = meta.location.parts().nth(1).and_then(|p| uuid::Uuid::parse_str(p.as_ref()).ok()) else {
+                continue;
+            };
+            let t = latest.entry(UploadId::from_uuid(id)).or_insert(meta.last_modified);
+            *t = (*t).max(meta.last_modified);
+        }
+        Ok(latest.into_iter().collect())
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let mut out = Vec::new();
+        let mut objects = self.s3.list(Some(&Path::from("blobs")));
+        while let Some(meta) = objects.next().await {
+            let meta = meta.map_err(store_error)?;
+            if let Some(name) = meta.location.filename().filter(|n| valid_key(n).is_ok()) {
+                out.push((name.to_owned(), meta.last_modified));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // A listing (not a HEAD, whose 404 cannot tell a missing object from a missing
+        // bucket) shows that the bucket exists and the credentials work.
+        match self.s3.list_with_delimiter(Some(&Path::from("mediabox-readiness-probe"))).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(StoreError::Unavailable(Box::new(e))),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The blob store contract: every adapter of the `BlobStore` port passes these same tests,
+//! the filesystem store on a temporary folder and the S3 store on a real S3-protocol
+//! server (`s3s-fs`). Chunks are sent as the upload use case sends them: prepare (its
+//! answer recorded), write, finish (its answer recorded with the new offset).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures_util::StreamExt;
+use mediabox_domain::media::blob_key;
+use mediabox_domain::ports::{BlobStore, ByteStream};
+use mediabox_domain::{StoreError, UploadId};
+use mediabox_storage::testing::S3Server;
+use mediabox_storage::FsBlobStore;
+use sha2::Digest;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// One test per adapter.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fs() -> super::TestResult {
+                let dir = tempfile::tempdir()?;
+                let store = mediabox_storage::FsBlobStore::open(dir.path()).await?;
+                super::$name(&store, None).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() -> super::TestResult {
+                let Some(server) = super::S3Server::start(concat!("contract::", stringify!($name)))? else {
+                    return Ok(());
+                };
+                let store = server.store("contract")?;
+                super::$name(&store, Some(&server)).await
+            }
+        }
+    )*};
+}
+
+contract!(
+    chunks_of_any_size_become_one_blob_with_exactly_their_bytes,
+    a_failed_chunk_leaves_the_recorded_staging_intact,
+    ranges_and_heads_read_slices_of_a_blob,
+    committing_again_or_concurrently_is_harmless,
+    deleting_staging_leaves_nothing_behind,
+    a_chunk_of_unknown_length_is_kept_and_grouped_later,
+    blobs_are_listed_and_deleted_idempotently,
+    missing_blobs_are_not_found_and_keys_are_never_paths,
+);
+
+/// What the upload row would hold: the offset and the staging state.
+struct Row {
+    id: UploadId,
+    offset: u64,
+    state: Option<String>,
+}
+
+impl Row {
+    fn new() -> Self {
+        Self { id: UploadId::random(), offset: 0, state: None }
+    }
+}
+
+/// Sends one chunk as the use case does, in pieces of `piece` bytes, and records it.
+async fn send(store: &dyn BlobStore, row: &mut Row, bytes: &[u8], len_known: bool, piece: usize) -> TestResult {
+    let len = len_known.then_some(bytes.len() as u64);
+    if let Some(opened) = store.prepare_staging(row.id, row.offset, row.state.clone(), len).await? {
+        row.state = Some(opened);
+    }
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
+    for p in bytes.chunks(piece) {
+        w.write(p).await?;
+    }
+    row.state = w.finish().await?;
+    row.offset += bytes.len() as u64;
+    Ok(())
+}
+
+async fn collect(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(b) = s.next().await {
+        out.extend_from_slice(&b?);
+    }
+    Ok(out)
+}
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8).collect()
+}
+
+fn sha(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+async fn commit(store: &dyn BlobStore, row: &Row) -> Result<String, StoreError> {
+    let key = blob_key(row.id);
+    store.commit_staging(row.id, row.offset, &key, row.state.clone()).await?;
+    Ok(key)
+}
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+async fn chunks_of_any_size_become_one_blob_with_exactly_their_bytes(
+    store: &dyn BlobStore,
+    s3: Option<&S3Server>,
+) -> TestResult {
+    // 256 KiB chunks (far under S3's 5 MiB part minimum), 6 MiB chunks, a 1-byte chunk,
+    // a 16 MiB chunk (several parts), then small ones again as the last part.
+    let sizes = [256 * KIB; 30].into_iter().chain([6 * MIB, 1, 6 * MIB, 16 * MIB, 100 * KIB, 256 * KIB, 3]);
+    let sizes: Vec<usize> = sizes.collect();
+    let file = bytes(sizes.iter().sum(), 7);
+    let mut row = Row::new();
+    let mut at = 0;
+    for n in &sizes {
+        send(store, &mut row, &file[at..at + n], true, 64 * KIB).await?;
+        at += n;
+    }
+    let key = commit(store, &row).await?;
+    let got = collect(store.read(&key, None).await?).await?;
+    assert_eq!(got.len(), file.len());
+    assert_eq!(sha(&got), sha(&file), "the blob holds exactly the bytes sent");
+    assert!(store.list_staging().await?.is_empty(), "no staging left after commit");
+    assert_eq!(store.list_blobs().await?.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![key]);
+    if let Some(server) = s3 {
+        assert_eq!(server.files("contract").len(), 1, "one object: {:?}", server.files("contract"));
+    }
+    Ok(())
+}
+
+async fn a_failed_chunk_leaves_the_recorded_staging_intact(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    let file = bytes(14 * MIB, 3);
+    let mut row = Row::new();
+    send(store, &mut row, &file[..3 * MIB], true, 64 * KIB).await?;
+    // A chunk that fails half-way: bytes written (a part sent, for S3), never recorded.
+    let before = (row.offset, row.state.clone());
+    if let Some(opened) = store.prepare_staging(row.id, row.offset, row.state.clone(), Some(9 * MIB as u64)).await? {
+        row.state = Some(opened);
+    }
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
+    w.write(&vec![b'X'; 8 * MIB + 7]).await?;
+    drop(w);
+    assert_eq!(row.offset, before.0);
+    // The retry at the same offset, from the state recorded before (plus what prepare opened).
+    send(store, &mut row, &file[3 * MIB..12 * MIB], true, 64 * KIB).await?;
+    send(store, &mut row, &file[12 * MIB..], true, 64 * KIB).await?;
+    let key = commit(store, &row).await?;
+    assert_eq!(sha(&collect(store.read(&key, None).await?).await?), sha(&file));
+    Ok(())
+}
+
+async fn ranges_and_heads_read_slices_of_a_blob(store: &dyn BlobStore, _s3: Option<&S3Server>) -> TestResult {
+    let mut row = Row::new();
+    send(store, &mut row, b"hello ", true, 3).await?;
+    send(store, &mut row, b"world", true, 3).await?;
+    let key = commit(store, &row).await?;
+    assert_eq!(collect(store.read(&key, None).await?).await?, b"hello world");
+    assert_eq!(collect(store.read(&key, Some((6, 3))).await?).await?, b"wor");
+    assert_eq!(collect(store.read(&key, Some((10, 1))).await?).await?, b"d");
+    assert_eq!(store.read_head(&key, 5).await?, b"hello");
+    assert_eq!(store.read_head(&key, 1000).await?, b"hello world", "a head longer than the blob is the blob");
+    Ok(())
+}
+
+async fn committing_again_or_concurrently_is_harmless(store: &dyn BlobStore, _s3: Option<&S3Server>) -> TestResult {
+    let file = bytes(7 * MIB, 9);
+    let mut row = Row::new();
+    send(store, &mut row, &file, true, 256 * KIB).await?;
+    let key = blob_key(row.id);
+    let (a, b) = tokio::join!(
+        store.commit_staging(row.id, row.offset, &key, row.state.clone()),
+        store.commit_staging(row.id, row.offset, &key, row.state.clone()),
+    );
+    a?;
+    b?;
+    // Again, later (a repeated complete): the blob is there, the staging gone.
+    store.commit_staging(row.id, row.offset, &key, row.state.clone()).await?;
+    assert_eq!(sha(&collect(store.read(&key, None).await?).await?), sha(&file));
+    assert!(store.list_staging().await?.is_empty());
+    assert_eq!(store.list_blobs().await?.len(), 1);
+    Ok(())
+}
+
+async fn deleting_staging_leaves_nothing_behind(store: &dyn BlobStore, s3: Option<&S3Server>) -> TestResult {
+    let mut row = Row::new();
+    // Parts in a multipart upload (S3) and small chunks not yet grouped.
+    send(store, &mut row, &bytes(6 * MIB, 1), true, 64 * KIB).await?;
+    send(store, &mut row, &bytes(300 * KIB, 2), true, 64 * KIB).await?;
+    let listed: Vec<UploadId> = store.list_staging().await?.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, vec![row.id], "staging is listed by upload");
+    if let Some(server) = s3 {
+        let parts = server.all_files().into_iter().filter(|f| !f.starts_with(server.dir.path().join("contract")));
+        assert!(parts.count() > 0, "a part of the open multipart upload is held outside the bucket");
+    }
+    store.delete_staging(row.id, row.state.clone()).await?;
+    store.delete_staging(row.id, row.state.clone()).await?;
+    assert!(store.list_staging().await?.is_empty());
+    assert!(store.list_blobs().await?.is_empty(), "an abandoned upload makes no blob");
+    if let Some(server) = s3 {
+        // Nothing at all: no object, and no part of an open multipart upload.
+        assert_eq!(server.all_files(), Vec::<std::path::PathBuf>::new());
+    }
+    Ok(())
+}
+
+async fn a_chunk_of_unknown_length_is_kept_and_grouped_later(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    let file = bytes(6 * MIB + 5, 4);
+    let mut row = Row::new();
+    // A first chunk without Content-Range: its size is known only at its end.
+    send(store, &mut row, &file[..5 * MIB + 1], false, 64 * KIB).await?;
+    send(store, &mut row, &file[5 * MIB + 1..], true, 64 * KIB).await?;
+    let key = commit(store, &row).await?;
+    assert_eq!(sha(&collect(store.read(&key, None).await?).await?), sha(&file));
+    // One small file, in one chunk of unknown length.
+    let mut small = Row::new();
+    send(store, &mut small, b"tiny", false, 64 * KIB).await?;
+    let key = commit(store, &small).await?;
+    assert_eq!(collect(store.read(&key, None).await?).await?, b"tiny");
+    Ok(())
+}
+
+async fn blobs_are_listed_and_deleted_idempotently(store: &dyn BlobStore, _s3: Option<&S3Server>) -> TestResult {
+    let mut keys = Vec::new();
+    for i in 0..3u8 {
+        let mut row = Row::new();
+        send(store, &mut row, &[i; 10], true, 4).await?;
+        keys.push(commit(store, &row).await?);
+    }
+    let mut listed: Vec<String> = store.list_blobs().await?.into_iter().map(|(k, _)| k).collect();
+    listed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let now = chrono::Utc::now();
+    assert!(store.list_blobs().await?.iter().all(|(_, t)| (now - *t).num_minutes().abs() < 5), "times are real");
+    store.delete_blob(&keys[0]).await?;
+    store.delete_blob(&keys[0]).await?;
+    store.delete_blobs(&keys).await?;
+    assert!(store.list_blobs().await?.is_empty());
+    Ok(())
+}
+
+async fn missing_blobs_are_not_found_and_keys_are_never_paths(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    let missing = blob_key(UploadId::random());
+    assert!(matches!(store.read(&missing, None).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.read_head(&missing, 10).await, Err(StoreError::NotFound)));
+    for bad in ["../../etc/passwd", "blobs/../x", &"A".repeat(32), &format!("{}-../x", "a".repeat(64))] {
+        assert!(store.read(bad, None).await.is_err(), "{bad}");
+        assert!(store.delete_blob(bad).await.is_err(), "{bad}");
+    }
+    store.ping().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_fs_store_keeps_committed_blobs_under_their_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = FsBlobStore::open(dir.path()).await?;
+    let mut row = Row::new();
+    send(&store, &mut row, b"abc", true, 2).await?;
+    let key = commit(&store, &row).await?;
+    assert_eq!(std::fs::read(store.blob_path(&key)?)?, b"abc");
+    assert!(!store.staging_exists(row.id).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_store_on_a_missing_bucket_is_not_ready_and_recovers_when_it_appears() -> TestResult {
+    let Some(server) = S3Server::start("contract::missing_bucket")? else { return Ok(()) };
+    let store = mediabox_storage::S3BlobStore::new(&server.config("no-such-bucket"))?;
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    server.bucket("no-such-bucket")?;
+    store.ping().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_store_whose_server_stops_answers_unavailable_within_seconds_then_recovers() -> TestResult {
+    let Some(server) = S3Server::start("contract::outage")? else { return Ok(()) };
+    let store = server.store("outage")?;
+    let mut row = Row::new();
+    send(&store, &mut row, b"kept", true, 4).await?;
+    let key = commit(&store, &row).await?;
+    server.stop();
+    let t = std::time::Instant::now();
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.read(&key, None).await, Err(StoreError::Unavailable(_))));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+    server.restart()?;
+    store.ping().await?;
+    assert_eq!(collect(store.read(&key, None).await?).await?, b"kept");
+    Ok(())
+}

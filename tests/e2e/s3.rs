@@ -1,0 +1,242 @@
+//! The S3 store and many instances (SPEC 10): the real server on a bucket of a real
+//! S3-protocol server (`s3s-fs`), on SQLite and on PostgreSQL; two server processes on
+//! one database and one bucket.
+
+use mediabox_tests::{
+    expect_json, expect_problem, md5_hex, png, sha256_hex, Backend, Caller, Res, TestResult, TestServer, ALL,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Runs one async test function on S3, with SQLite and with PostgreSQL.
+macro_rules! on_s3 {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> mediabox_tests::TestResult {
+                let name = concat!("s3::", stringify!($name));
+                match mediabox_tests::TestServer::start_on_s3(mediabox_tests::Backend::Sqlite, name, |_| {}).await? {
+                    Some(s) => super::$name(s).await,
+                    None => Ok(()),
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> mediabox_tests::TestResult {
+                let name = concat!("s3::", stringify!($name));
+                match mediabox_tests::TestServer::start_on_s3(mediabox_tests::Backend::Postgres, name, |_| {}).await? {
+                    Some(s) => super::$name(s).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    )*};
+}
+
+on_s3!(
+    uploads_in_small_and_large_chunks_download_identical_with_range_etag_and_304,
+    identical_bytes_are_one_object_and_deleting_the_last_media_removes_it,
+    an_abandoned_upload_leaves_nothing_in_the_bucket,
+    an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc,
+);
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+fn file(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 11) as u8).collect()
+}
+
+/// Sends `bytes` in chunks of the given sizes, each to the caller `who(i)` names, and
+/// completes with the SHA-256 through `completer`.
+async fn upload_across(
+    callers: &[&Caller<'_>],
+    bytes: &[u8],
+    sizes: &[usize],
+    completer: &Caller<'_>,
+    name: &str,
+) -> Res<Value> {
+    let mut id: Option<String> = None;
+    let (mut at, mut i) = (0, 0);
+    while at < bytes.len() {
+        let n = sizes[i % sizes.len()].min(bytes.len() - at);
+        let who = callers[i % callers.len()];
+        let r = who.chunk(id.as_deref(), &bytes[at..at + n], at, Some(bytes.len()), name).send().await?;
+        let v = expect_json(r, StatusCode::OK).await?;
+        id = Some(v["upload_id"].as_str().ok_or("no upload_id")?.to_owned());
+        at += n;
+        i += 1;
+    }
+    let r = completer
+        .post("/api/v2/media/chunk_upload_complete/")
+        .json(&json!({"upload_id": id.ok_or("empty")?, "sha256": sha256_hex(bytes)}))
+        .send()
+        .await?;
+    expect_json(r, StatusCode::OK).await
+}
+
+async fn download(u: &Caller<'_>, id: &Value) -> Res<Vec<u8>> {
+    let r = u.get(&format!("/api/v2/media/{id}/file")).send().await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    Ok(r.bytes().await?.to_vec())
+}
+
+/// The objects in the bucket and the parts of multipart uploads in progress.
+fn stored(s: &TestServer) -> Vec<std::path::PathBuf> {
+    s.stored_files()
+}
+
+async fn uploads_in_small_and_large_chunks_download_identical_with_range_etag_and_304(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bytes = file(13 * MIB + 12_345, 1);
+    let m = upload_across(&[&u], &bytes, &[256 * KIB, 6 * MIB, 256 * KIB], &u, "big.bin").await?;
+    assert_eq!((m["size"].as_u64(), m["md5"].as_str()), (Some(bytes.len() as u64), Some(md5_hex(&bytes).as_str())));
+    assert_eq!(sha256_hex(&download(&u, &m["id"]).await?), sha256_hex(&bytes));
+    assert_eq!(stored(&s).len(), 1, "one object, no staging: {:?}", stored(&s));
+    let path = format!("/api/v2/media/{}/file", m["id"]);
+    let r = u.get(&path).header("Range", "bytes=7340000-7340009").send().await?;
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await?.as_ref(), &bytes[7_340_000..7_340_010]);
+    let r = u.get(&path).header("Range", format!("bytes={}-", bytes.len())).send().await?;
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let etag = u.get(&path).send().await?.headers()["etag"].to_str()?.to_owned();
+    let r = u.get(&path).header("If-None-Match", &etag).send().await?;
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // An image: type and dimensions come from the bytes in the bucket.
+    let img = u.upload(&png(40, 30, 9), 100, "a.png").await?;
+    assert_eq!((img["content_type"].as_str(), img["width"].as_u64()), (Some("image/png"), Some(40)));
+    Ok(())
+}
+
+async fn identical_bytes_are_one_object_and_deleting_the_last_media_removes_it(s: TestServer) -> TestResult {
+    let a = s.as_user("u-1", "acme", ALL);
+    let b = s.as_user("u-2", "beta", ALL);
+    let bytes = file(6 * MIB + 1, 2);
+    let m1 = upload_across(&[&a], &bytes, &[6 * MIB], &a, "a.bin").await?;
+    let m2 = upload_across(&[&b], &bytes, &[256 * KIB], &b, "b.bin").await?;
+    assert_ne!(m1["id"], m2["id"]);
+    assert_eq!(stored(&s).len(), 1, "identical bytes are one object: {:?}", stored(&s));
+    assert_eq!(download(&b, &m2["id"]).await?, bytes);
+    for (who, m) in [(&a, &m1), (&b, &m2)] {
+        let r = who.delete("/api/v1/images").json(&json!({"image_ids": [m["uuid"]]})).send().await?;
+        expect_json(r, StatusCode::OK).await?;
+    }
+    assert_eq!(stored(&s), Vec::<std::path::PathBuf>::new(), "the last delete removes the object");
+    Ok(())
+}
+
+async fn an_abandoned_upload_leaves_nothing_in_the_bucket(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bytes = file(6 * MIB + 300 * KIB, 3);
+    // A part of a multipart upload and a small chunk not yet grouped.
+    let up = expect_json(u.chunk(None, &bytes[..6 * MIB], 0, None, "a").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    expect_json(u.chunk(Some(id), &bytes[6 * MIB..], 6 * MIB, None, "a").send().await?, StatusCode::OK).await?;
+    assert!(!stored(&s).is_empty());
+    let r = u.delete(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(stored(&s), Vec::<std::path::PathBuf>::new());
+    Ok(())
+}
+
+async fn an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bytes = file(6 * MIB + 300 * KIB, 4);
+    let up = expect_json(u.chunk(None, &bytes[..6 * MIB], 0, None, "a").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?;
+    expect_json(u.chunk(Some(id), &bytes[6 * MIB..], 6 * MIB, None, "a").send().await?, StatusCode::OK).await?;
+    // A completed one, whose object must stay.
+    let kept = u.upload(b"kept", 4, "k").await?;
+    s.exec_sql("UPDATE uploads SET expires_at = '2000-01-01 00:00:00' WHERE media_id IS NULL")?;
+    // Known by its row: collected at once, not after the orphan grace period.
+    let done = mediabox::gc_once(&s.running.wired, mediabox::BLOB_GRACE).await?;
+    assert_eq!(done.uploads, 1);
+    assert_eq!(stored(&s).len(), 1, "only the completed media's object: {:?}", stored(&s));
+    assert_eq!(download(&u, &kept["id"]).await?, b"kept");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_share_one_database_and_one_bucket() -> TestResult {
+    let Some(s) = TestServer::start_on_s3(Backend::Postgres, "s3::two_instances", |_| {}).await? else {
+        return Ok(());
+    };
+    let other = s.second_instance()?;
+    other.ready(&s.http).await?;
+    let u = s.as_user("u-1", "acme", ALL);
+    let v = u.at(&other.base);
+    // Chunks alternate between the instances, in 256 KiB and 6 MiB chunks.
+    let big = file(20 * MIB + 3, 5);
+    let m1 = upload_across(&[&u, &v], &big, &[256 * KIB, 6 * MIB, 256 * KIB, 256 * KIB], &v, "big.bin").await?;
+    let small = file(700 * KIB, 6);
+    let m2 = upload_across(&[&v, &u], &small, &[256 * KIB], &u, "small.bin").await?;
+    // The same bytes again, from the other side: stored once.
+    let m3 = upload_across(&[&v, &u], &big, &[6 * MIB, 256 * KIB], &u, "again.bin").await?;
+    assert_eq!(m3["sha256"], m1["sha256"]);
+    for who in [&u, &v] {
+        assert_eq!(sha256_hex(&download(who, &m1["id"]).await?), sha256_hex(&big));
+        assert_eq!(download(who, &m2["id"]).await?, small);
+        assert_eq!(sha256_hex(&download(who, &m3["id"]).await?), sha256_hex(&big));
+    }
+    assert_eq!(stored(&s).len(), 2, "two distinct contents, two objects: {:?}", stored(&s));
+    // Gallery operations on either instance see one another.
+    let event = u.event("launch").await?;
+    let gallery = format!("/api/v2/event/{event}/gallery/");
+    expect_json(v.post(&gallery).json(&json!({"media": m1["id"]})).send().await?, StatusCode::OK).await?;
+    expect_json(u.post(&gallery).json(&json!({"media": m2["id"]})).send().await?, StatusCode::OK).await?;
+    let page = expect_json(v.get(&gallery).send().await?, StatusCode::OK).await?;
+    assert_eq!(page["count"], 2);
+    let r = u.delete(&gallery).json(&json!({"medias": [m1["id"]]})).send().await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let page = expect_json(v.get(&gallery).send().await?, StatusCode::OK).await?;
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(1));
+    // A signed URL made by one instance works on the other.
+    let file_url = page["results"][0]["file"].as_str().ok_or("file url")?;
+    let path = file_url.find("/api/").map(|i| &file_url[i..]).ok_or("path")?;
+    let r = s.http.get(format!("{}{path}", other.base)).send().await?;
+    assert_eq!(r.bytes().await?.as_ref(), small.as_slice());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_s3_server_is_down_requests_answer_503_and_service_resumes() -> TestResult {
+    let Some(s) = TestServer::start_on_s3(Backend::Sqlite, "s3::outage", |_| {}).await? else { return Ok(()) };
+    let u = s.as_user("u-1", "acme", ALL);
+    let m = u.upload(b"survives the outage", 7, "a.txt").await?;
+    s.s3.as_ref().ok_or("s3")?.stop();
+    let t = std::time::Instant::now();
+    expect_problem(s.http.get(s.url("/readyz")).send().await?, StatusCode::SERVICE_UNAVAILABLE).await?;
+    let r = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?;
+    expect_problem(r, StatusCode::SERVICE_UNAVAILABLE).await?;
+    let r = u.chunk(None, &file(6 * MIB, 1), 0, None, "b").send().await?;
+    expect_problem(r, StatusCode::SERVICE_UNAVAILABLE).await?;
+    assert!(t.elapsed() < std::time::Duration::from_secs(15), "503s took {:?}", t.elapsed());
+    // Metadata that needs no bytes still answers.
+    expect_json(u.get(&format!("/api/v2/media/{}/", m["id"])).send().await?, StatusCode::OK).await?;
+    s.s3.as_ref().ok_or("s3")?.restart()?;
+    expect_json(s.http.get(s.url("/readyz")).send().await?, StatusCode::OK).await?;
+    assert_eq!(download(&u, &m["id"]).await?, b"survives the outage");
+    u.upload(&file(6 * MIB + 1, 2), 6 * MIB, "after.bin").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_bucket_at_start_is_not_ready_and_never_panics() -> TestResult {
+    let Some(s) = TestServer::start_on_s3(Backend::Sqlite, "s3::wrong_bucket", |c| {
+        if let Some(s3) = c.s3.as_mut() {
+            s3.bucket = "no-such-bucket".to_owned();
+        }
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let p = expect_problem(s.http.get(s.url("/readyz")).send().await?, StatusCode::SERVICE_UNAVAILABLE).await?;
+    assert_eq!(p["detail"], "the storage is unreachable");
+    assert!(!p.to_string().contains("mediabox-test-secret"), "no secret in {p}");
+    let u = s.as_user("u-1", "acme", ALL);
+    // The bucket is made: ready without a restart.
+    s.s3.as_ref().ok_or("s3")?.bucket("no-such-bucket")?;
+    expect_json(s.http.get(s.url("/readyz")).send().await?, StatusCode::OK).await?;
+    u.upload(b"now it works", 5, "a.txt").await?;
+    Ok(())
+}
