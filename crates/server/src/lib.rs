@@ -192,7 +192,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     match tokio::time::timeout(Duration::from_secs(10), store.ping()).await {
         Ok(Ok(())) => tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "S3 bucket answers"),
         Ok(Err(e)) => tracing::error!(
-            bucket = %s3.bucket, endpoint = ?s3.endpoint, cause = %error_chain(&e),
+            bucket = %s3.bucket, endpoint = ?s3.endpoint, cause = %cause(&e),
             "S3 bucket unusable; serving with /readyz at 503 until it answers"
         ),
         Err(_) => tracing::error!(
@@ -203,16 +203,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     Ok(Arc::new(store))
 }
 
-/// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
+/// Why the store failed, once: the client's error already tells its own causes.
+fn cause(e: &mediabox_domain::StoreError) -> String {
+    std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 /// What one garbage collection removed.
