@@ -4,7 +4,7 @@
 # directory for this run and stopped after it; otherwise PostgreSQL tests print a loud
 # SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1). S3 tests run on s3s-fs,
 # installed once by scripts/tools.sh (MEDIABOX_REQUIRE_S3=1 makes its absence a failure).
-# The e2e tests start a second `mediabox` process: nextest --workspace builds it.
+# The e2e tests start a second `mediabox` process: this script builds it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +52,10 @@ if [ -z "${MEDIABOX_S3FS_BIN:-}" ]; then
     echo "!!! make test: s3s-fs could not be installed: S3 tests will be SKIPPED"
   fi
 fi
+
+# The e2e tests start a second `mediabox serve` process from the built binary; test
+# runners build test targets only.
+cargo build --bin mediabox
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
