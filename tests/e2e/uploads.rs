@@ -22,6 +22,7 @@ on_both_databases!(
     reading_or_abandoning_ones_upload_needs_media_read_or_write,
     identical_bytes_are_stored_once,
     two_chunks_racing_for_one_offset_are_never_both_appended,
+    a_chunk_racing_completes_never_changes_the_completed_file,
     one_upload_can_send_its_chunks_to_different_instances,
     an_internal_error_is_logged_and_answered_with_the_request_id_only,
 );
@@ -268,6 +269,38 @@ async fn identical_bytes_are_stored_once(s: TestServer) -> TestResult {
     assert_ne!(m1["id"], m2["id"]);
     assert_eq!(m1["sha256"], m2["sha256"]);
     assert_eq!(files_under(&s.blob_root().join("blobs")).len(), 1);
+    Ok(())
+}
+
+/// A chunk and two completes of one upload at once: the completes answer one media or
+/// 409 (`upload-in-progress`, with `offset`), the chunk lands before the bytes become a
+/// blob or is refused, and the stored file always matches its media's size and SHA-256.
+/// Also run on S3 (`e2e::s3`).
+pub async fn a_chunk_racing_completes_never_changes_the_completed_file(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let tail = vec![b'y'; 64 * 1024];
+    for _ in 0..8 {
+        let up = expect_json(u.chunk(None, b"head", 0, None, "a.bin").send().await?, StatusCode::OK).await?;
+        let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+        let complete = || u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send();
+        let (chunk, c1, c2) = tokio::join!(u.chunk(Some(&id), &tail, 4, None, "a").send(), complete(), complete());
+        assert!(matches!(chunk?.status(), StatusCode::OK | StatusCode::CONFLICT | StatusCode::BAD_REQUEST));
+        let mut answered = Vec::new();
+        for r in [c1?, c2?] {
+            if r.status() == StatusCode::CONFLICT {
+                let p = expect_problem(r, StatusCode::CONFLICT).await?;
+                assert!(p["offset"].is_u64(), "{p}");
+            } else {
+                answered.push(expect_json(r, StatusCode::OK).await?["id"].clone());
+            }
+        }
+        let m = expect_json(complete().await?, StatusCode::OK).await?;
+        assert!(answered.iter().all(|a| *a == m["id"]), "one media: {answered:?} vs {}", m["id"]);
+        let got = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?.bytes().await?;
+        assert_eq!(got.len() as u64, m["size"].as_u64().ok_or("size")?);
+        assert_eq!(sha256_hex(&got), m["sha256"], "the stored file is the media's bytes");
+        assert!(m["size"] == 4 || m["size"] == 4 + 64 * 1024, "{}", m["size"]);
+    }
     Ok(())
 }
 

@@ -167,6 +167,8 @@ pub enum CompleteError {
     Incomplete { offset: u64, total: u64 },
     #[error("{algorithm} checksum does not match the uploaded bytes")]
     ChecksumMismatch { algorithm: &'static str, offset: u64 },
+    #[error("a chunk or another complete of this upload is in progress at offset {offset}")]
+    Busy { offset: u64 },
     #[error("stored upload state is corrupt")]
     Corrupt,
     #[error(transparent)]
@@ -566,6 +568,32 @@ impl UploadService {
             }
             _ => {}
         }
+        // The chunks' write lease: no chunk can append, and no other complete commit,
+        // while these bytes become a blob.
+        let lease = uuid::Uuid::new_v4();
+        let now = self.clock.now();
+        let until = now + Duration::seconds(LEASE_SECS);
+        if !self.uploads.acquire_lease(upload.id, upload.offset, lease, until, now).await? {
+            return match self.uploads.find(upload.id).await? {
+                // A concurrent complete finished first: its media is the answer.
+                Some(Upload { media: Some(done), org, .. }) => {
+                    self.media.find(&org, done).await?.ok_or(CompleteError::NotFound)
+                }
+                Some(u) => Err(CompleteError::Busy { offset: u.offset }),
+                None => Err(CompleteError::NotFound),
+            };
+        }
+        let made = self.commit_media(&upload, sha256, md5).await;
+        if made.is_err() {
+            // The upload stays resumable; a failure to release leaves a lease that lapses.
+            let _ = self.uploads.release_lease(upload.id, lease).await;
+        }
+        made
+    }
+
+    /// Commits the staging into a blob (under the upload's lease), sniffs it and records
+    /// the media.
+    async fn commit_media(&self, upload: &Upload, sha256: String, md5: String) -> Result<Media, CompleteError> {
         let key = blob_key(upload.id);
         // Bytes first, row second: a crash in between leaves a blob without a media, which
         // gc collects; never a media without its blob. Committing again (a retry) is fine.
@@ -912,6 +940,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn completing_while_a_chunk_or_another_complete_holds_the_upload_commits_nothing() -> TestResult {
+        let up = upload(10)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(false));
+        repo.expect_complete().never();
+        // No commit: the mock store panics on any call.
+        let svc = service(repo, MockBlobStore::new());
+        let err = svc.complete(&writer("u-1")?, id, None).await;
+        assert!(matches!(err, Err(CompleteError::Busy { offset: 10 })), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_releases_the_lease_and_records_no_media() -> TestResult {
+        let up = upload(10)?;
+        let id = up.id;
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
+        repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
+        repo.expect_complete().never();
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_commit_staging().returning(|_, _, _, _| Err(StoreError::Unavailable("bucket down".into())));
+        let svc = service(repo, blobs);
+        let err = svc.complete(&writer("u-1")?, id, None).await;
+        assert!(matches!(err, Err(CompleteError::Store(StoreError::Unavailable(_)))), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn a_checksum_mismatch_leaves_the_upload_resumable() -> TestResult {
         let up = upload(10)?;
         let id = up.id;
@@ -932,6 +992,7 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         let mut blobs = MockBlobStore::new();
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().times(1).in_sequence(&mut seq).returning(|_, _, _, _, _| Ok(true));
         blobs.expect_commit_staging().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(()));
         // The head is sniffed from the committed blob (S3 parts are not readable before).
         blobs.expect_read_head().times(1).in_sequence(&mut seq).returning(|_, _| Ok(b"0123456789".to_vec()));

@@ -236,6 +236,9 @@ impl From<CompleteError> for ApiError {
                 offset_error(StatusCode::BAD_REQUEST, "checksum-mismatch", "Bad Request", detail, offset)
                     .with("field", algorithm)
             }
+            CompleteError::Busy { offset } => {
+                offset_error(StatusCode::CONFLICT, "upload-in-progress", "Conflict", detail, offset)
+            }
             CompleteError::Corrupt => ApiError::internal("corrupt upload state"),
             CompleteError::Repository(r) => r.into(),
             CompleteError::Store(s) => s.into(),

@@ -270,8 +270,13 @@ impl DieselUploadRepository {
                     .get_result(c)?;
                 // Only one complete links its media: a concurrent one finds media_id set
                 // (PostgreSQL re-checks the row after the first commits) and rolls back.
+                // The complete's lease goes with it: a completed upload takes no lease again.
                 let linked = diesel::update(uploads::table.find(&key).filter(uploads::media_id.is_null()))
-                    .set(uploads::media_id.eq(media_id))
+                    .set((
+                        uploads::media_id.eq(media_id),
+                        uploads::lease.eq(None::<String>),
+                        uploads::lease_expires.eq(None::<chrono::NaiveDateTime>),
+                    ))
                     .execute(c)?;
                 if linked != 1 {
                     return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));

@@ -159,24 +159,15 @@ impl BlobStore for FsBlobStore {
                 _ => Ok(()),
             };
         }
-        let moved = async {
-            let file = OpenOptions::new().write(true).open(&staging).await?;
-            // Bytes past the offset are left by a chunk that failed half-way: cut them.
-            file.set_len(size).await?;
-            file.sync_all().await?;
-            drop(file);
-            if let Some(dir) = blob.parent() {
-                fs::create_dir_all(dir).await?;
-            }
-            fs::rename(&staging, &blob).await
-        };
-        match moved.await {
-            // A concurrent commit of the same upload renamed it first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs::try_exists(&blob).await.unwrap_or(false) => {
-                Ok(())
-            }
-            r => r.map_err(other),
+        let file = OpenOptions::new().write(true).open(&staging).await.map_err(other)?;
+        // Bytes past the offset are left by a chunk that failed half-way: cut them.
+        file.set_len(size).await.map_err(other)?;
+        file.sync_all().await.map_err(other)?;
+        drop(file);
+        if let Some(dir) = blob.parent() {
+            fs::create_dir_all(dir).await.map_err(other)?;
         }
+        fs::rename(&staging, &blob).await.map_err(other)
     }
 
     async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<(), StoreError> {

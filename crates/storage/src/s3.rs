@@ -389,15 +389,11 @@ impl BlobStore for S3BlobStore {
         }
         if !self.exists(&dest).await? {
             if let Err(e) = self.assemble(upload, size, &dest, &st).await {
-                // A concurrent complete of the same upload may have won: its object
-                // appears when the server has finished writing it.
-                let mut waited = 0;
-                while !self.exists(&dest).await? {
-                    if waited >= 20 {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    waited += 1;
+                // The server may have completed it and its answer been lost (a retried
+                // `CompleteMultipartUpload` then finds no upload). Completes of one upload
+                // never run at once: the domain holds the upload's lease.
+                if !self.exists(&dest).await? {
+                    return Err(e);
                 }
             }
         }

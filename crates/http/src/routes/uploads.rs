@@ -141,7 +141,7 @@ pub async fn abandon(
 /// Completes an upload: checks the checksum when given and answers the Media.
 #[utoipa::path(post, path = "/api/v2/media/chunk_upload_complete/", tag = "upload",
     request_body(content = CompleteRequest, content_type = "application/json"),
-    responses((status = 200, body = MediaDto), (status = 400, description = "checksum mismatch or incomplete"), (status = 404), (status = 410)))]
+    responses((status = 200, body = MediaDto), (status = 400, description = "checksum mismatch or incomplete"), (status = 404), (status = 409, description = "a chunk or another complete is in progress (with `offset`)"), (status = 410)))]
 pub async fn complete(
     state: web::Data<AppState>,
     auth: AuthUser,
