@@ -32,8 +32,12 @@ macro_rules! on_s3 {
     )*};
 }
 
+use crate::uploads::a_chunk_racing_completes_never_changes_the_completed_file;
+
 on_s3!(
     uploads_in_small_and_large_chunks_download_identical_with_range_etag_and_304,
+    a_chunk_racing_completes_never_changes_the_completed_file,
+    gc_runs_at_once_while_uploads_complete_lose_nothing,
     identical_bytes_are_one_object_and_deleting_the_last_media_removes_it,
     an_abandoned_upload_leaves_nothing_in_the_bucket,
     an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc,
@@ -46,8 +50,8 @@ fn file(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 11) as u8).collect()
 }
 
-/// Sends `bytes` in chunks of the given sizes, each to the caller `who(i)` names, and
-/// completes with the SHA-256 through `completer`.
+/// Sends `bytes` in chunks of the given sizes (cycling), chunk `i` through
+/// `callers[i % callers.len()]`, and completes with the SHA-256 through `completer`.
 async fn upload_across(
     callers: &[&Caller<'_>],
     bytes: &[u8],
@@ -80,9 +84,14 @@ async fn download(u: &Caller<'_>, id: &Value) -> Res<Vec<u8>> {
     Ok(r.bytes().await?.to_vec())
 }
 
-/// The objects in the bucket and the parts of multipart uploads in progress.
-fn stored(s: &TestServer) -> Vec<std::path::PathBuf> {
-    s.stored_files()
+/// Starts an upload holding a multipart part (6 MiB) and a small chunk not yet grouped
+/// (300 KiB); answers its id.
+async fn half_done_upload(u: &Caller<'_>, seed: u8) -> Res<String> {
+    let bytes = file(6 * MIB + 300 * KIB, seed);
+    let up = expect_json(u.chunk(None, &bytes[..6 * MIB], 0, None, "a").send().await?, StatusCode::OK).await?;
+    let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+    expect_json(u.chunk(Some(&id), &bytes[6 * MIB..], 6 * MIB, None, "a").send().await?, StatusCode::OK).await?;
+    Ok(id)
 }
 
 async fn uploads_in_small_and_large_chunks_download_identical_with_range_etag_and_304(s: TestServer) -> TestResult {
@@ -91,7 +100,7 @@ async fn uploads_in_small_and_large_chunks_download_identical_with_range_etag_an
     let m = upload_across(&[&u], &bytes, &[256 * KIB, 6 * MIB, 256 * KIB], &u, "big.bin").await?;
     assert_eq!((m["size"].as_u64(), m["md5"].as_str()), (Some(bytes.len() as u64), Some(md5_hex(&bytes).as_str())));
     assert_eq!(sha256_hex(&download(&u, &m["id"]).await?), sha256_hex(&bytes));
-    assert_eq!(stored(&s).len(), 1, "one object, no staging: {:?}", stored(&s));
+    assert_eq!(s.stored_files().len(), 1, "one object, no staging: {:?}", s.stored_files());
     let path = format!("/api/v2/media/{}/file", m["id"]);
     let r = u.get(&path).header("Range", "bytes=7340000-7340009").send().await?;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
@@ -114,44 +123,68 @@ async fn identical_bytes_are_one_object_and_deleting_the_last_media_removes_it(s
     let m1 = upload_across(&[&a], &bytes, &[6 * MIB], &a, "a.bin").await?;
     let m2 = upload_across(&[&b], &bytes, &[256 * KIB], &b, "b.bin").await?;
     assert_ne!(m1["id"], m2["id"]);
-    assert_eq!(stored(&s).len(), 1, "identical bytes are one object: {:?}", stored(&s));
+    assert_eq!(s.stored_files().len(), 1, "identical bytes are one object: {:?}", s.stored_files());
     assert_eq!(download(&b, &m2["id"]).await?, bytes);
     for (who, m) in [(&a, &m1), (&b, &m2)] {
         let r = who.delete("/api/v1/images").json(&json!({"image_ids": [m["uuid"]]})).send().await?;
         expect_json(r, StatusCode::OK).await?;
     }
-    assert_eq!(stored(&s), Vec::<std::path::PathBuf>::new(), "the last delete removes the object");
+    assert_eq!(s.stored_files(), Vec::<std::path::PathBuf>::new(), "the last delete removes the object");
     Ok(())
 }
 
 async fn an_abandoned_upload_leaves_nothing_in_the_bucket(s: TestServer) -> TestResult {
     let u = s.as_user("u-1", "acme", ALL);
-    let bytes = file(6 * MIB + 300 * KIB, 3);
-    // A part of a multipart upload and a small chunk not yet grouped.
-    let up = expect_json(u.chunk(None, &bytes[..6 * MIB], 0, None, "a").send().await?, StatusCode::OK).await?;
-    let id = up["upload_id"].as_str().ok_or("id")?;
-    expect_json(u.chunk(Some(id), &bytes[6 * MIB..], 6 * MIB, None, "a").send().await?, StatusCode::OK).await?;
-    assert!(!stored(&s).is_empty());
+    let id = half_done_upload(&u, 3).await?;
+    assert!(!s.stored_files().is_empty());
     let r = u.delete(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(stored(&s), Vec::<std::path::PathBuf>::new());
+    assert_eq!(s.stored_files(), Vec::<std::path::PathBuf>::new());
     Ok(())
 }
 
 async fn an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc(s: TestServer) -> TestResult {
     let u = s.as_user("u-1", "acme", ALL);
-    let bytes = file(6 * MIB + 300 * KIB, 4);
-    let up = expect_json(u.chunk(None, &bytes[..6 * MIB], 0, None, "a").send().await?, StatusCode::OK).await?;
-    let id = up["upload_id"].as_str().ok_or("id")?;
-    expect_json(u.chunk(Some(id), &bytes[6 * MIB..], 6 * MIB, None, "a").send().await?, StatusCode::OK).await?;
+    half_done_upload(&u, 4).await?;
     // A completed one, whose object must stay.
     let kept = u.upload(b"kept", 4, "k").await?;
     s.exec_sql("UPDATE uploads SET expires_at = '2000-01-01 00:00:00' WHERE media_id IS NULL")?;
     // Known by its row: collected at once, not after the orphan grace period.
     let done = mediabox::gc_once(&s.running.wired, mediabox::BLOB_GRACE).await?;
     assert_eq!(done.uploads, 1);
-    assert_eq!(stored(&s).len(), 1, "only the completed media's object: {:?}", stored(&s));
+    assert_eq!(s.stored_files().len(), 1, "only the completed media's object: {:?}", s.stored_files());
     assert_eq!(download(&u, &kept["id"]).await?, b"kept");
+    Ok(())
+}
+
+async fn gc_runs_at_once_while_uploads_complete_lose_nothing(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    half_done_upload(&u, 5).await?;
+    s.exec_sql("UPDATE uploads SET expires_at = '2000-01-01 00:00:00'")?;
+    // Two uploads staged (a multipart part and small objects), then completed while two
+    // gc runs with no grace period at all sweep the bucket.
+    let (a, b) = (file(6 * MIB + 7, 6), file(300 * KIB, 7));
+    let mut ids = Vec::new();
+    for bytes in [&a, &b] {
+        let mut id: Option<String> = None;
+        for (i, part) in bytes.chunks(256 * KIB).enumerate() {
+            let r = u.chunk(id.as_deref(), part, i * 256 * KIB, Some(bytes.len()), "x").send().await?;
+            id = Some(expect_json(r, StatusCode::OK).await?["upload_id"].as_str().ok_or("id")?.to_owned());
+        }
+        ids.push(id.ok_or("id")?);
+    }
+    let complete = |id: &str| u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send();
+    let gc = || mediabox::gc_once(&s.running.wired, chrono::Duration::zero());
+    let (g1, g2, ra, rb) = tokio::join!(gc(), gc(), complete(&ids[0]), complete(&ids[1]));
+    let collected = g1?.uploads + g2?.uploads;
+    // Both runs may count it: each step is idempotent, so both may remove it.
+    assert!((1..=2).contains(&collected), "the expired upload is collected: {collected}");
+    let (ma, mb) = (expect_json(ra?, StatusCode::OK).await?, expect_json(rb?, StatusCode::OK).await?);
+    // One more run: the expired upload is gone, the completed media keep their objects.
+    gc().await?;
+    assert_eq!(sha256_hex(&download(&u, &ma["id"]).await?), sha256_hex(&a));
+    assert_eq!(download(&u, &mb["id"]).await?, b);
+    assert_eq!(s.stored_files().len(), 2, "two objects and nothing else: {:?}", s.stored_files());
     Ok(())
 }
 
@@ -177,7 +210,7 @@ async fn two_server_processes_share_one_database_and_one_bucket() -> TestResult 
         assert_eq!(download(who, &m2["id"]).await?, small);
         assert_eq!(sha256_hex(&download(who, &m3["id"]).await?), sha256_hex(&big));
     }
-    assert_eq!(stored(&s).len(), 2, "two distinct contents, two objects: {:?}", stored(&s));
+    assert_eq!(s.stored_files().len(), 2, "two distinct contents, two objects: {:?}", s.stored_files());
     // Gallery operations on either instance see one another.
     let event = u.event("launch").await?;
     let gallery = format!("/api/v2/event/{event}/gallery/");
@@ -189,6 +222,21 @@ async fn two_server_processes_share_one_database_and_one_bucket() -> TestResult 
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let page = expect_json(v.get(&gallery).send().await?, StatusCode::OK).await?;
     assert_eq!(page["results"].as_array().map(Vec::len), Some(1));
+    // Two chunks racing for one offset on two instances: never both appended.
+    for _ in 0..3 {
+        let up = expect_json(u.chunk(None, b"head", 0, None, "r").send().await?, StatusCode::OK).await?;
+        let id = up["upload_id"].as_str().ok_or("id")?.to_owned();
+        let (x, y) = (file(6 * MIB, 8), file(6 * MIB, 9));
+        let (rx, ry) =
+            tokio::join!(u.chunk(Some(&id), &x, 4, None, "r").send(), v.chunk(Some(&id), &y, 4, None, "r").send());
+        let (sx, sy) = (rx?.status(), ry?.status());
+        let r = u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send().await?;
+        let m = expect_json(r, StatusCode::OK).await?;
+        assert_eq!(m["size"], 4 + 6 * MIB, "one chunk appended ({sx}, {sy})");
+        let got = download(&v, &m["id"]).await?;
+        assert!(got[4..] == x[..] || got[4..] == y[..], "the file is one chunk's bytes, whole");
+        assert_eq!(sha256_hex(&got), m["sha256"]);
+    }
     // A signed URL made by one instance works on the other.
     let file_url = page["results"][0]["file"].as_str().ok_or("file url")?;
     let path = file_url.find("/api/").map(|i| &file_url[i..]).ok_or("path")?;
