@@ -266,8 +266,8 @@ pub trait ChunkWriter: Send {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Opens what a chunk of `len` bytes (`None`: unknown) at `offset` needs before bytes
-    /// flow. Returns a new staging state when it opened something the database must know
+    /// Opens what the upload's next chunk, of `len` bytes (`None`: unknown), needs
+    /// before bytes flow. Returns a new staging state when it opened something the database must know
     /// of before any byte goes into it (S3: a multipart upload); `None` when nothing
     /// changed.
     /// # Errors
@@ -275,7 +275,6 @@ pub trait BlobStore: Send + Sync {
     async fn prepare_staging(
         &self,
         upload: UploadId,
-        offset: u64,
         staging: Option<String>,
         len: Option<u64>,
     ) -> Result<Option<String>, StoreError>;

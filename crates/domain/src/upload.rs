@@ -21,7 +21,7 @@ use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
 
 /// How long a chunk may hold an upload's write lease before another request may take it
 /// (a crashed instance's lease expires).
-const LEASE_SECS: i64 = 600;
+pub const LEASE_SECS: i64 = 600;
 
 /// Reading one's own upload's offset or abandoning it needs either of these: a user whose
 /// `media:write` was taken away mid-upload can still see where it stopped and drop it.
@@ -328,10 +328,11 @@ impl UploadService {
                 Some(u) => Err(ChunkError::Busy { offset: u.offset }),
             };
         }
-        let written = match self.prepare_staging(&upload, lease, range).await {
-            Ok(staging) => self.stream_into_staging(&upload, staging, range, body).await,
-            Err(e) => Err(e),
-        };
+        let written = async {
+            let staging = self.prepare_staging(&upload, lease, range).await?;
+            self.stream_into_staging(&upload, staging, range, body).await
+        }
+        .await;
         match written {
             Ok(advance) => {
                 if !self.uploads.advance(upload.id, lease, &advance).await? {
@@ -364,7 +365,7 @@ impl UploadService {
     ) -> Result<Option<String>, ChunkError> {
         let len = range.map(|r| r.byte_count());
         let current = upload.staging_state.clone();
-        let Some(opened) = self.blobs.prepare_staging(upload.id, upload.offset, current.clone(), len).await? else {
+        let Some(opened) = self.blobs.prepare_staging(upload.id, current.clone(), len).await? else {
             return Ok(current);
         };
         if self.uploads.record_staging(upload.id, lease, &opened, self.clock.now()).await? {
@@ -784,7 +785,7 @@ mod tests {
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_advance().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
+        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _| {
             let mut w = MockChunkWriter::new();
             w.expect_write().returning(|_| Ok(()));
@@ -807,10 +808,10 @@ mod tests {
         repo.expect_acquire_lease().times(1).in_sequence(&mut seq).returning(|_, _, _, _, _| Ok(true));
         blobs
             .expect_prepare_staging()
-            .withf(|_, off, st, len| *off == 0 && st.is_none() && *len == Some(2))
+            .withf(|_, st, len| st.is_none() && *len == Some(2))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _, _| Ok(Some("opened".into())));
+            .returning(|_, _, _| Ok(Some("opened".into())));
         repo.expect_record_staging()
             .withf(|_, _, st, _| st == "opened")
             .times(1)
@@ -852,7 +853,7 @@ mod tests {
         repo.expect_find().times(1).in_sequence(&mut seq).returning(move |_| Ok(Some(gone.clone())));
         repo.expect_release_lease().returning(|_, _| Ok(()));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(Some("mp".into())));
+        blobs.expect_prepare_staging().returning(|_, _, _| Ok(Some("mp".into())));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("mp")).times(1).returning(|_, _| Ok(()));
         let svc = service(repo, blobs);
         let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;

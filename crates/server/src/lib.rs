@@ -216,9 +216,10 @@ pub struct Collected {
     pub blobs: usize,
 }
 
-/// Blobs younger than this are never collected: a complete may be between renaming its
-/// bytes into the store and committing their row.
-pub const BLOB_GRACE: chrono::Duration = chrono::Duration::minutes(10);
+/// Blobs and stray staging younger than this are never collected: a complete may be
+/// between storing its bytes and committing their row, and a chunk may write for as long
+/// as it holds its lease. Longer than any lease (SPEC 10), by five minutes.
+pub const BLOB_GRACE: chrono::Duration = chrono::Duration::seconds(mediabox_domain::upload::LEASE_SECS + 300);
 
 /// Runs garbage collection once: expired uploads (their staging bytes and rows), staging
 /// bytes whose upload is gone, and blobs that no row names (left by a crash between a delete's commit and the removal of

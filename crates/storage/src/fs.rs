@@ -115,7 +115,6 @@ impl BlobStore for FsBlobStore {
     async fn prepare_staging(
         &self,
         _upload: UploadId,
-        _offset: u64,
         _staging: Option<String>,
         _len: Option<u64>,
     ) -> Result<Option<String>, StoreError> {

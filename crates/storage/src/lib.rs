@@ -9,4 +9,4 @@ mod s3;
 pub mod testing;
 
 pub use fs::FsBlobStore;
-pub use s3::{S3BlobStore, S3Config, Staging, MIN_PART, PART};
+pub use s3::{S3BlobStore, S3Config};

@@ -40,10 +40,10 @@ use serde::{Deserialize, Serialize};
 use crate::fs::valid_key;
 
 /// S3 refuses smaller parts, except the last.
-pub const MIN_PART: u64 = 5 << 20;
+const MIN_PART: u64 = 5 << 20;
 /// Parts are cut at this size while a chunk streams: memory per request stays about one
 /// part, whatever the chunk size.
-pub const PART: u64 = 8 << 20;
+const PART: u64 = 8 << 20;
 
 /// Where the bucket is and how to reach it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,27 +61,26 @@ pub struct S3Config {
 #[derive(Debug, Clone)]
 pub struct S3BlobStore {
     s3: Arc<AmazonS3>,
-    bucket: String,
 }
 
 /// What the row keeps of an upload's staging.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Staging {
+struct Staging {
     /// The multipart upload, once opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multipart: Option<String>,
+    multipart: Option<String>,
     /// Ids of the parts sent, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parts: Vec<String>,
+    parts: Vec<String>,
     /// Bytes in those parts: the upload's bytes `0..parted`.
     #[serde(default)]
-    pub parted: u64,
+    parted: u64,
     /// Small objects holding the bytes from `parted` on, as `(start, end)` ranges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pending: Vec<(u64, u64)>,
+    pending: Vec<(u64, u64)>,
     /// Small objects whose bytes went into a part: removed by the next chunk or complete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub garbage: Vec<(u64, u64)>,
+    garbage: Vec<(u64, u64)>,
 }
 
 impl Staging {
@@ -167,13 +166,7 @@ impl S3BlobStore {
             b = b.with_secret_access_key(s);
         }
         let s3 = b.build().map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { s3: Arc::new(s3), bucket: config.bucket.clone() })
-    }
-
-    /// The bucket's name (for logs).
-    #[must_use]
-    pub fn bucket(&self) -> &str {
-        &self.bucket
+        Ok(Self { s3: Arc::new(s3) })
     }
 
     async fn read_all(&self, upload: UploadId, ranges: &[(u64, u64)], into: &mut Vec<u8>) -> Result<(), StoreError> {
@@ -331,7 +324,6 @@ impl BlobStore for S3BlobStore {
     async fn prepare_staging(
         &self,
         upload: UploadId,
-        _offset: u64,
         staging: Option<String>,
         len: Option<u64>,
     ) -> Result<Option<String>, StoreError> {
@@ -413,10 +405,8 @@ impl BlobStore for S3BlobStore {
                 Err(e) => return Err(store_error(e)),
             }
         }
-        let mut paths = self.staging_objects(upload).await?;
-        paths.extend(st.pending.iter().chain(&st.garbage).map(|r| pending_path(upload, *r)));
-        paths.sort();
-        paths.dedup();
+        // Every small object (pending or garbage) lives under the upload's folder.
+        let paths = self.staging_objects(upload).await?;
         self.delete_paths(paths).await
     }
 

@@ -64,7 +64,7 @@ impl Row {
 /// Sends one chunk as the use case does, in pieces of `piece` bytes, and records it.
 async fn send(store: &dyn BlobStore, row: &mut Row, bytes: &[u8], len_known: bool, piece: usize) -> TestResult {
     let len = len_known.then_some(bytes.len() as u64);
-    if let Some(opened) = store.prepare_staging(row.id, row.offset, row.state.clone(), len).await? {
+    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len).await? {
         row.state = Some(opened);
     }
     let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
@@ -137,7 +137,7 @@ async fn a_failed_chunk_leaves_the_recorded_staging_intact(
     send(store, &mut row, &file[..3 * MIB], true, 64 * KIB).await?;
     // A chunk that fails half-way: bytes written (a part sent, for S3), never recorded.
     let before = (row.offset, row.state.clone());
-    if let Some(opened) = store.prepare_staging(row.id, row.offset, row.state.clone(), Some(9 * MIB as u64)).await? {
+    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), Some(9 * MIB as u64)).await? {
         row.state = Some(opened);
     }
     let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
