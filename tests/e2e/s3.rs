@@ -151,8 +151,14 @@ async fn an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc(s: TestServ
     s.exec_sql("UPDATE uploads SET expires_at = '2000-01-01 00:00:00' WHERE media_id IS NULL")?;
     // Known by its row: collected at once, not after the orphan grace period.
     let done = mediabox::gc_once(&s.running.wired, mediabox::BLOB_GRACE).await?;
-    assert_eq!(done.uploads, 1);
+    let staged = (6 * MIB + 300 * KIB) as u64;
+    assert_eq!((done.uploads.count, done.uploads.bytes), (1, staged), "one upload, its part and its pending object");
     assert_eq!(s.stored_files().len(), 1, "only the completed media's object: {:?}", s.stored_files());
+    // Reported in /metrics too.
+    let text = s.http.get(s.url("/metrics")).send().await?.text().await?;
+    assert!(text.contains(r#"mediabox_gc_removed_total{kind="uploads"} 1"#), "{text}");
+    assert!(text.contains(&format!(r#"mediabox_gc_removed_bytes_total{{kind="uploads"}} {staged}"#)), "{text}");
+    assert!(text.contains(r#"mediabox_gc_removed_total{kind="blobs"} 0"#), "{text}");
     assert_eq!(download(&u, &kept["id"]).await?, b"kept");
     Ok(())
 }
@@ -176,7 +182,7 @@ async fn gc_runs_at_once_while_uploads_complete_lose_nothing(s: TestServer) -> T
     let complete = |id: &str| u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": id})).send();
     let gc = || mediabox::gc_once(&s.running.wired, chrono::Duration::zero());
     let (g1, g2, ra, rb) = tokio::join!(gc(), gc(), complete(&ids[0]), complete(&ids[1]));
-    let collected = g1?.uploads + g2?.uploads;
+    let collected = g1?.uploads.count + g2?.uploads.count;
     // Both runs may count it: each step is idempotent, so both may remove it.
     assert!((1..=2).contains(&collected), "the expired upload is collected: {collected}");
     let (ma, mb) = (expect_json(ra?, StatusCode::OK).await?, expect_json(rb?, StatusCode::OK).await?);

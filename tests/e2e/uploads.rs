@@ -386,7 +386,7 @@ async fn an_expired_upload_is_gone_and_collected() -> TestResult {
         expect_problem(r, StatusCode::GONE).await?;
         assert_eq!(files_under(&s.blob_root().join("staging")).len(), 1);
         let n = mediabox::gc_once(&s.running.wired, mediabox::BLOB_GRACE).await?;
-        assert_eq!(n.uploads, 1);
+        assert_eq!((n.uploads.count, n.uploads.bytes), (1, 9), "one upload, its 9 staged bytes");
         assert!(files_under(&s.blob_root().join("staging")).is_empty(), "the chunks were collected");
         expect_problem(u.get(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?, StatusCode::NOT_FOUND)
             .await?;

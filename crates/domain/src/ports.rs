@@ -256,6 +256,14 @@ pub trait ChunkWriter: Send {
     async fn finish(&mut self) -> Result<Option<String>, StoreError>;
 }
 
+/// One blob as the store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub key: String,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+}
+
 /// Where bytes live: per-upload staging (the bytes of chunks received so far) and blobs,
 /// named by keys the domain makes ([`crate::media::blob_key`]).
 ///
@@ -306,10 +314,11 @@ pub trait BlobStore: Send + Sync {
         staging: Option<String>,
     ) -> Result<(), StoreError>;
     /// Removes an upload's staging (what `staging` names, and whatever the store finds
-    /// of that upload without it); a missing one is not an error.
+    /// of that upload without it); a missing one is not an error. Returns the bytes it
+    /// freed, as far as the store can tell (for gc's report).
     /// # Errors
     /// `StoreError` when it cannot be removed.
-    async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<(), StoreError>;
+    async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<u64, StoreError>;
     /// Streams blob `key`, whole or `(start, length)`.
     /// # Errors
     /// `NotFound` when the blob does not exist.
@@ -326,10 +335,10 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// `StoreError` when the store cannot be listed.
     async fn list_staging(&self) -> Result<Vec<(UploadId, DateTime<Utc>)>, StoreError>;
-    /// Every blob key in the store with the time it was last written (for gc).
+    /// Every blob in the store, with its size and the time it was last written (for gc).
     /// # Errors
     /// `StoreError` when the store cannot be listed.
-    async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+    async fn list_blobs(&self) -> Result<Vec<StoredBlob>, StoreError>;
     /// Checks that the store answers.
     /// # Errors
     /// `Unavailable` when it does not.

@@ -177,6 +177,13 @@ pub enum CompleteError {
     Store(#[from] StoreError),
 }
 
+/// What a collection removed: how many things, and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub count: usize,
+    pub bytes: u64,
+}
+
 /// The chunked upload use cases.
 pub struct UploadService {
     uploads: Arc<dyn UploadRepository>,
@@ -488,37 +495,39 @@ impl UploadService {
 
     /// Collects up to `limit` expired uploads: staging bytes first, then the row, so a
     /// crash in between leaves a row that the next run collects, never bytes without one.
-    /// Returns how many were collected.
+    /// Returns how many were collected and the staging bytes they freed.
     ///
     /// # Errors
     /// The first repository or store failure.
-    pub async fn collect_expired(&self, limit: u32) -> Result<usize, UploadError> {
+    pub async fn collect_expired(&self, limit: u32) -> Result<Removed, UploadError> {
         let expired = self.uploads.expired(self.clock.now(), limit).await?;
         let mut ids = Vec::with_capacity(expired.len());
+        let mut bytes = 0;
         for (id, staging) in expired {
-            self.blobs.delete_staging(id, staging).await?;
+            bytes += self.blobs.delete_staging(id, staging).await?;
             ids.push(id);
         }
         if !ids.is_empty() {
             self.uploads.delete(&ids).await?;
         }
-        Ok(ids.len())
+        Ok(Removed { count: ids.len(), bytes })
     }
 
     /// Removes staging bytes whose upload row is gone and that were last written before
-    /// `before` (a chunk that raced an abandon can leave them). Returns how many.
+    /// `before` (a chunk that raced an abandon can leave them). Returns how many uploads'
+    /// staging went, and its bytes.
     ///
     /// # Errors
     /// The first repository or store failure.
-    pub async fn collect_stray_staging(&self, before: DateTime<Utc>) -> Result<usize, UploadError> {
+    pub async fn collect_stray_staging(&self, before: DateTime<Utc>) -> Result<Removed, UploadError> {
         let old: Vec<UploadId> =
             self.blobs.list_staging().await?.into_iter().filter(|(_, t)| *t < before).map(|(id, _)| id).collect();
-        let mut stray = 0;
+        let mut stray = Removed::default();
         for batch in old.chunks(1000) {
             let alive = self.uploads.existing(batch).await?;
             for id in batch.iter().filter(|id| !alive.contains(id)) {
-                self.blobs.delete_staging(*id, None).await?;
-                stray += 1;
+                stray.bytes += self.blobs.delete_staging(*id, None).await?;
+                stray.count += 1;
             }
         }
         Ok(stray)
@@ -720,7 +729,7 @@ mod tests {
         repo.expect_expire().times(1).returning(|_, _| Ok(()));
         repo.expect_delete().times(1).returning(|_| Ok(()));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_delete_staging().times(1).returning(|_, _| Ok(()));
+        blobs.expect_delete_staging().times(1).returning(|_, _| Ok(2));
         let svc = service(repo, blobs);
         let neither = actor("u-1", &[Permission::EventWrite])?;
         let seen = svc.status(&neither, id).await;
@@ -854,7 +863,7 @@ mod tests {
         repo.expect_release_lease().returning(|_, _| Ok(()));
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(Some("mp".into())));
-        blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("mp")).times(1).returning(|_, _| Ok(()));
+        blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("mp")).times(1).returning(|_, _| Ok(0));
         let svc = service(repo, blobs);
         let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::Expired)), "{err:?}");
@@ -918,13 +927,13 @@ mod tests {
             .withf(|id, st| st.as_deref() == Some(format!("mp-{id}").as_str()))
             .times(3)
             .in_sequence(&mut seq)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _| Ok(100));
         repo.expect_delete()
             .withf(move |d| d == expected.as_slice())
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_| Ok(()));
-        assert_eq!(service(repo, blobs).collect_expired(500).await?, 3);
+        assert_eq!(service(repo, blobs).collect_expired(500).await?, Removed { count: 3, bytes: 300 });
         Ok(())
     }
 

@@ -1,5 +1,5 @@
-//! Prometheus metrics: requests by method, route and status, their latency, and upload
-//! bytes.
+//! Prometheus metrics: requests by method, route and status, their latency, upload
+//! bytes, and what garbage collection removed.
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
@@ -9,6 +9,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pub upload_bytes: IntCounter,
+    gc_removed: IntCounterVec,
+    gc_removed_bytes: IntCounterVec,
 }
 
 impl Metrics {
@@ -28,8 +30,34 @@ impl Metrics {
         let upload_bytes = IntCounter::new("mediabox_upload_bytes_total", "Bytes received in upload chunks")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        let gc_removed = IntCounterVec::new(
+            Opts::new(
+                "mediabox_gc_removed_total",
+                "What garbage collection removed: expired uploads, stray staging, orphan blobs",
+            ),
+            &["kind"],
+        )?;
+        let gc_removed_bytes = IntCounterVec::new(
+            Opts::new("mediabox_gc_removed_bytes_total", "Bytes freed by garbage collection, by what it removed"),
+            &["kind"],
+        )?;
         registry.register(Box::new(upload_bytes.clone()))?;
-        Ok(Self { registry, requests, latency, upload_bytes })
+        registry.register(Box::new(gc_removed.clone()))?;
+        registry.register(Box::new(gc_removed_bytes.clone()))?;
+        // Each kind shows from the start, at zero: a dashboard can tell "nothing removed"
+        // from "no gc metrics".
+        for kind in ["uploads", "staging", "blobs"] {
+            gc_removed.with_label_values(&[kind]);
+            gc_removed_bytes.with_label_values(&[kind]);
+        }
+        Ok(Self { registry, requests, latency, upload_bytes, gc_removed, gc_removed_bytes })
+    }
+
+    /// Counts what one garbage collection step removed (`kind`: `uploads`, `staging` or
+    /// `blobs`).
+    pub fn gc_removed(&self, kind: &str, count: usize, bytes: u64) {
+        self.gc_removed.with_label_values(&[kind]).inc_by(count as u64);
+        self.gc_removed_bytes.with_label_values(&[kind]).inc_by(bytes);
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {

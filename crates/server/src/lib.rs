@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use mediabox_domain::catalog::CatalogService;
 use mediabox_domain::event::EventService;
 use mediabox_domain::media::MediaService;
-use mediabox_domain::ports::{BlobStore, Clock, MediaRepository, SystemClock};
-use mediabox_domain::upload::{UploadLimits, UploadService};
+use mediabox_domain::ports::{BlobStore, Clock, MediaRepository, StoredBlob, SystemClock};
+use mediabox_domain::upload::{Removed, UploadLimits, UploadService};
 use mediabox_http::auth::AuthConfig;
 use mediabox_http::metrics::Metrics;
 use mediabox_http::signing::UrlSigner;
@@ -208,12 +208,23 @@ fn cause(e: &mediabox_domain::StoreError) -> String {
     std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string)
 }
 
-/// What one garbage collection removed.
+/// What one garbage collection removed: how many, and their bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Collected {
-    pub uploads: usize,
-    pub staging: usize,
-    pub blobs: usize,
+    /// Expired or abandoned uploads (their rows and staging bytes).
+    pub uploads: Removed,
+    /// Staging bytes whose upload row was already gone.
+    pub staging: Removed,
+    /// Blobs that no row names.
+    pub blobs: Removed,
+}
+
+impl Collected {
+    /// Nothing was removed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.uploads.count + self.staging.count + self.blobs.count == 0
+    }
 }
 
 /// Blobs and stray staging younger than this are never collected: a complete may be
@@ -224,35 +235,37 @@ pub const BLOB_GRACE: chrono::Duration = chrono::Duration::seconds(mediabox_doma
 /// Runs garbage collection once: expired uploads (their staging bytes and rows), staging
 /// bytes whose upload is gone, and blobs that no row names (left by a crash between a delete's commit and the removal of
 /// its blob, or between a complete's rename and its commit). Safe to run from several
-/// instances at once: every step is idempotent.
+/// instances at once: every step is idempotent. What it removed is added to `/metrics`
+/// as it goes, so a run that fails half-way still counts what it did.
 ///
 /// # Errors
 /// The first failure.
 pub async fn gc_once(wired: &Wired, blob_grace: chrono::Duration) -> anyhow::Result<Collected> {
+    let metrics = &wired.state.metrics;
     let mut done = Collected::default();
     loop {
         let n = wired.uploads.collect_expired(500).await.context("collecting expired uploads")?;
-        done.uploads += n;
-        if n < 500 {
+        metrics.gc_removed("uploads", n.count, n.bytes);
+        done.uploads.count += n.count;
+        done.uploads.bytes += n.bytes;
+        if n.count < 500 {
             break;
         }
     }
     let cutoff = chrono::Utc::now() - blob_grace;
     done.staging = wired.uploads.collect_stray_staging(cutoff).await.context("collecting stray staging files")?;
-    let old: Vec<String> = wired
-        .store
-        .list_blobs()
-        .await
-        .context("listing blobs")?
-        .into_iter()
-        .filter(|(_, modified)| *modified < cutoff)
-        .map(|(k, _)| k)
-        .collect();
-    let orphans = wired.media_repo.unreferenced_blob_keys(&old).await.context("checking blob keys")?;
-    for key in &orphans {
-        wired.store.delete_blob(key).await.with_context(|| format!("removing orphan blob {key}"))?;
+    metrics.gc_removed("staging", done.staging.count, done.staging.bytes);
+    let old: Vec<StoredBlob> =
+        wired.store.list_blobs().await.context("listing blobs")?.into_iter().filter(|b| b.modified < cutoff).collect();
+    let keys: Vec<String> = old.iter().map(|b| b.key.clone()).collect();
+    let orphans: std::collections::HashSet<String> =
+        wired.media_repo.unreferenced_blob_keys(&keys).await.context("checking blob keys")?.into_iter().collect();
+    for blob in old.iter().filter(|b| orphans.contains(&b.key)) {
+        wired.store.delete_blob(&blob.key).await.with_context(|| format!("removing orphan blob {}", blob.key))?;
+        metrics.gc_removed("blobs", 1, blob.size);
+        done.blobs.count += 1;
+        done.blobs.bytes += blob.size;
     }
-    done.blobs = orphans.len();
     Ok(done)
 }
 
@@ -292,8 +305,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         loop {
             tick.tick().await;
             match gc_once(&gc, BLOB_GRACE).await {
-                Ok(c) if c == Collected::default() => {}
-                Ok(c) => tracing::info!(uploads = c.uploads, staging = c.staging, blobs = c.blobs, "gc collected"),
+                Ok(c) if c.is_empty() => {}
+                Ok(c) => tracing::info!(
+                    uploads = c.uploads.count,
+                    upload_bytes = c.uploads.bytes,
+                    stray_staging = c.staging.count,
+                    stray_staging_bytes = c.staging.bytes,
+                    orphan_blobs = c.blobs.count,
+                    orphan_blob_bytes = c.blobs.bytes,
+                    "gc collected"
+                ),
                 Err(e) => tracing::warn!(error = %e, "gc failed; retrying at the next interval"),
             }
         }

@@ -96,8 +96,8 @@ async fn main() -> anyhow::Result<()> {
             let wired = mediabox::wire(&config).await?;
             let c = mediabox::gc_once(&wired, mediabox::BLOB_GRACE).await?;
             println!(
-                "collected {} expired upload(s), {} stray staging file(s) and {} orphan blob(s)",
-                c.uploads, c.staging, c.blobs
+                "collected {} expired upload(s) ({} bytes), {} stray staging ({} bytes) and {} orphan blob(s) ({} bytes)",
+                c.uploads.count, c.uploads.bytes, c.staging.count, c.staging.bytes, c.blobs.count, c.blobs.bytes
             );
             Ok(())
         }

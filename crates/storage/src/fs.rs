@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -169,10 +169,13 @@ impl BlobStore for FsBlobStore {
         fs::rename(&staging, &blob).await.map_err(other)
     }
 
-    async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<(), StoreError> {
-        match fs::remove_file(self.staging_path(upload)).await {
+    async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<u64, StoreError> {
+        let path = self.staging_path(upload);
+        let len = fs::metadata(&path).await.map_or(0, |m| m.len());
+        match fs::remove_file(&path).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
-            _ => Ok(()),
+            Err(_) => Ok(0),
+            Ok(()) => Ok(len),
         }
     }
 
@@ -247,7 +250,7 @@ impl BlobStore for FsBlobStore {
         .map_err(|e| StoreError::Other(Box::new(e)))?
     }
 
-    async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    async fn list_blobs(&self) -> Result<Vec<StoredBlob>, StoreError> {
         let root = self.root.join("blobs");
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -260,7 +263,7 @@ impl BlobStore for FsBlobStore {
                         dirs.push(entry.path());
                     } else if let Some(name) = entry.file_name().to_str().filter(|n| valid_key(n).is_ok()) {
                         let modified = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
-                        out.push((name.to_owned(), modified));
+                        out.push(StoredBlob { key: name.to_owned(), size: meta.len(), modified });
                     }
                 }
             }

@@ -27,13 +27,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -205,8 +206,8 @@ impl S3BlobStore {
     }
 
     /// Every object under the upload's staging folder.
-    async fn staging_objects(&self, upload: UploadId) -> Result<Vec<Path>, StoreError> {
-        self.s3.list(Some(&staging_dir(upload))).map_ok(|m| m.location).try_collect().await.map_err(store_error)
+    async fn staging_objects(&self, upload: UploadId) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.s3.list(Some(&staging_dir(upload))).try_collect().await.map_err(store_error)
     }
 
     async fn exists(&self, path: &Path) -> Result<bool, StoreError> {
@@ -389,14 +390,15 @@ impl BlobStore for S3BlobStore {
                 }
             }
         }
-        self.delete_staging(upload, None).await
+        self.delete_staging(upload, None).await.map(drop)
     }
 
-    async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<(), StoreError> {
+    async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<u64, StoreError> {
         let st = Staging::parse(staging.as_deref())?;
+        let mut freed = 0;
         if let Some(mp) = &st.multipart {
             match self.s3.abort_multipart(&upload_blob_path(upload)?, mp).await {
-                Ok(()) => {}
+                Ok(()) => freed += st.parted,
                 // Gone already (aborted or completed before). Servers say so differently:
                 // 404 NoSuchUpload (AWS, MinIO), 403 (s3s-fs). A real permission problem
                 // fails the listing below too, and the row is kept for the next gc.
@@ -406,8 +408,10 @@ impl BlobStore for S3BlobStore {
             }
         }
         // Every small object (pending or garbage) lives under the upload's folder.
-        let paths = self.staging_objects(upload).await?;
-        self.delete_paths(paths).await
+        let objects = self.staging_objects(upload).await?;
+        freed += objects.iter().map(|m| m.size).sum::<u64>();
+        self.delete_paths(objects.into_iter().map(|m| m.location).collect()).await?;
+        Ok(freed)
     }
 
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
@@ -445,13 +449,13 @@ impl BlobStore for S3BlobStore {
         Ok(latest.into_iter().collect())
     }
 
-    async fn list_blobs(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    async fn list_blobs(&self) -> Result<Vec<StoredBlob>, StoreError> {
         let mut out = Vec::new();
         let mut objects = self.s3.list(Some(&Path::from("blobs")));
         while let Some(meta) = objects.next().await {
             let meta = meta.map_err(store_error)?;
             if let Some(name) = meta.location.filename().filter(|n| valid_key(n).is_ok()) {
-                out.push((name.to_owned(), meta.last_modified));
+                out.push(StoredBlob { key: name.to_owned(), size: meta.size, modified: meta.last_modified });
             }
         }
         Ok(out)

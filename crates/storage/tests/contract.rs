@@ -121,7 +121,11 @@ async fn chunks_of_any_size_become_one_blob_with_exactly_their_bytes(
     assert_eq!(got.len(), file.len());
     assert_eq!(sha(&got), sha(&file), "the blob holds exactly the bytes sent");
     assert!(store.list_staging().await?.is_empty(), "no staging left after commit");
-    assert_eq!(store.list_blobs().await?.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![key]);
+    let listed = store.list_blobs().await?;
+    assert_eq!(
+        listed.iter().map(|b| (b.key.as_str(), b.size)).collect::<Vec<_>>(),
+        vec![(key.as_str(), file.len() as u64)]
+    );
     if let Some(server) = s3 {
         assert_eq!(server.files("contract").len(), 1, "one object: {:?}", server.files("contract"));
     }
@@ -190,8 +194,9 @@ async fn deleting_staging_leaves_nothing_behind(store: &dyn BlobStore, s3: Optio
         let parts = server.all_files().into_iter().filter(|f| !f.starts_with(server.dir.path().join("contract")));
         assert!(parts.count() > 0, "a part of the open multipart upload is held outside the bucket");
     }
-    store.delete_staging(row.id, row.state.clone()).await?;
-    store.delete_staging(row.id, row.state.clone()).await?;
+    let freed = store.delete_staging(row.id, row.state.clone()).await?;
+    assert_eq!(freed, row.offset, "it tells the bytes it freed");
+    assert_eq!(store.delete_staging(row.id, row.state.clone()).await?, 0, "twice frees nothing more");
     assert!(store.list_staging().await?.is_empty());
     assert!(store.list_blobs().await?.is_empty(), "an abandoned upload makes no blob");
     if let Some(server) = s3 {
@@ -227,13 +232,15 @@ async fn blobs_are_listed_and_deleted_idempotently(store: &dyn BlobStore, _s3: O
         send(store, &mut row, &[i; 10], true, 4).await?;
         keys.push(commit(store, &row).await?);
     }
-    let mut listed: Vec<String> = store.list_blobs().await?.into_iter().map(|(k, _)| k).collect();
+    let mut listed: Vec<String> = store.list_blobs().await?.into_iter().map(|b| b.key).collect();
     listed.sort();
     let mut expected = keys.clone();
     expected.sort();
     assert_eq!(listed, expected);
     let now = chrono::Utc::now();
-    assert!(store.list_blobs().await?.iter().all(|(_, t)| (now - *t).num_minutes().abs() < 5), "times are real");
+    let blobs = store.list_blobs().await?;
+    assert!(blobs.iter().all(|b| (now - b.modified).num_minutes().abs() < 5), "times are real");
+    assert!(blobs.iter().all(|b| b.size == 10), "sizes are real");
     store.delete_blob(&keys[0]).await?;
     store.delete_blob(&keys[0]).await?;
     store.delete_blobs(&keys).await?;
