@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "## Uploads"; ./bench/uploads.sh "$@"
+echo; echo "## Uploads on S3 (s3s-fs)"; ./bench/s3.sh
 echo; echo "## Bulk delete"; ./bench/delete.sh

@@ -281,13 +281,20 @@ async fn gc_collects_blobs_that_no_row_names_and_keeps_the_rest(s: TestServer) -
     // Staging bytes whose upload is gone (a chunk that raced an abandon), and live ones.
     let stray = s.blob_root().join("staging").join(uuid::Uuid::new_v4().simple().to_string());
     std::fs::write(&stray, b"stray")?;
+    // And staging bytes of a completed upload (a failed chunk's bytes it never recorded).
+    let done_up = expect_json(u.chunk(None, b"done", 0, None, "d").send().await?, StatusCode::OK).await?;
+    let done_id = done_up["upload_id"].as_str().ok_or("id")?;
+    let r = u.post("/api/v2/media/chunk_upload_complete/").json(&json!({"upload_id": done_id})).send().await?;
+    expect_json(r, StatusCode::OK).await?;
+    let late = s.blob_root().join("staging").join(uuid::Uuid::parse_str(done_id)?.simple().to_string());
+    std::fs::write(&late, b"late!")?;
     // Young files are never collected.
     assert!(mediabox::gc_once(&s.running.wired, mediabox::BLOB_GRACE).await?.is_empty());
-    assert!(stray.exists(), "young staging bytes are kept");
+    assert!(stray.exists() && late.exists(), "young staging bytes are kept");
     let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;
-    // One orphan blob and one stray staging file, five bytes each.
-    assert_eq!((done.blobs.count, done.blobs.bytes, done.staging.count, done.staging.bytes), (1, 5, 1, 5));
-    assert!(!stray.exists());
+    // One orphan blob and two stray staging files, five bytes each.
+    assert_eq!((done.blobs.count, done.blobs.bytes, done.staging.count, done.staging.bytes), (1, 5, 2, 10));
+    assert!(!stray.exists() && !late.exists());
     let st = expect_json(
         u.get(&format!("/api/v2/media/chunk_upload/{}/", up["upload_id"].as_str().ok_or("id")?)).send().await?,
         StatusCode::OK,

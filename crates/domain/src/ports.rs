@@ -141,10 +141,11 @@ pub trait UploadRepository: Send + Sync {
     /// `RepoError` when the database fails.
     async fn delete(&self, ids: &[UploadId]) -> Result<(), RepoError>;
 
-    /// Those of `ids` that have a row.
+    /// Those of `ids` whose row is there and not completed: the uploads that may still
+    /// own staging bytes.
     /// # Errors
     /// `RepoError` when the database fails.
-    async fn existing(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError>;
+    async fn unfinished(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError>;
 
     /// Uploads that expired before `now` (or at it) and hold no unexpired lease, at most
     /// `limit`, oldest first, with their staging state.

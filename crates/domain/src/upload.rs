@@ -513,8 +513,9 @@ impl UploadService {
         Ok(Removed { count: ids.len(), bytes })
     }
 
-    /// Removes staging bytes whose upload row is gone and that were last written before
-    /// `before` (a chunk that raced an abandon can leave them). Returns how many uploads'
+    /// Removes staging bytes whose upload row is gone or completed and that were last
+    /// written before `before` (a chunk that raced an abandon, or a chunk that failed
+    /// after storing bytes it never recorded, can leave them). Returns how many uploads'
     /// staging went, and its bytes.
     ///
     /// # Errors
@@ -524,7 +525,7 @@ impl UploadService {
             self.blobs.list_staging().await?.into_iter().filter(|(_, t)| *t < before).map(|(id, _)| id).collect();
         let mut stray = Removed::default();
         for batch in old.chunks(1000) {
-            let alive = self.uploads.existing(batch).await?;
+            let alive = self.uploads.unfinished(batch).await?;
             for id in batch.iter().filter(|id| !alive.contains(id)) {
                 stray.bytes += self.blobs.delete_staging(*id, None).await?;
                 stray.count += 1;

@@ -221,12 +221,15 @@ impl UploadRepository for DieselUploadRepository {
             .await
     }
 
-    async fn existing(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError> {
+    async fn unfinished(&self, ids: &[UploadId]) -> Result<Vec<UploadId>, RepoError> {
         let keys: Vec<String> = ids.iter().map(|id| upload_key(*id)).collect();
         self.db
             .run(move |c| {
-                let found: Vec<String> =
-                    uploads::table.filter(uploads::id.eq_any(&keys)).select(uploads::id).load(c)?;
+                let found: Vec<String> = uploads::table
+                    .filter(uploads::id.eq_any(&keys))
+                    .filter(uploads::media_id.is_null())
+                    .select(uploads::id)
+                    .load(c)?;
                 Ok(found.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).map(UploadId::from_uuid).collect())
             })
             .await

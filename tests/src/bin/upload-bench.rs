@@ -6,6 +6,11 @@
 //! one chunk each, from CLIENTS concurrent clients.
 //! `upload-bench delete URL TOKEN COUNT CLIENTS` uploads COUNT small files, then deletes
 //! them all with one `DELETE /api/v1/images` and times that request.
+//! `upload-bench s3-put ENDPOINT BUCKET BYTES CHUNK IN_FLIGHT` is the S3 ceiling: the
+//! same bytes put straight into the bucket as one `object_store` multipart upload of
+//! CHUNK-sized parts, IN_FLIGHT parts at a time (the test server's credentials).
+//! `upload-bench s3-small ENDPOINT BUCKET COUNT BYTES CLIENTS` is the small-file ceiling:
+//! COUNT objects of BYTES put straight into the bucket, one request each, CLIENTS at once.
 //! Prints one line of JSON with the timing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -66,6 +71,19 @@ fn chunk_bytes(seed: u64, index: u64, len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// A client of the benchmark's s3s-fs, with the test server's credentials.
+fn s3_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id(mediabox_storage::testing::KEY)
+        .with_secret_access_key(mediabox_storage::testing::SECRET)
+        .build()
+        .expect("s3 client")
 }
 
 #[tokio::main]
@@ -145,6 +163,53 @@ async fn main() {
             println!(
                 "{}",
                 json!({"ids": count, "ms": (secs * 10000.0).round() / 10.0, "us_per_id": (secs * 1e6 / count as f64).round()})
+            );
+        }
+        "s3-small" => {
+            use object_store::ObjectStoreExt;
+            let store = s3_client(&args[2], &args[3]);
+            let (count, size, clients): (u64, usize, usize) =
+                (args[4].parse().unwrap(), args[5].parse().unwrap(), args[6].parse().unwrap());
+            let files: Vec<Vec<u8>> = (0..count).map(|i| chunk_bytes(seed, i, size)).collect();
+            let started = Instant::now();
+            futures_util::stream::iter(files.into_iter().enumerate())
+                .for_each_concurrent(clients, |(i, data)| {
+                    let store = &store;
+                    async move {
+                        let path = object_store::path::Path::from(format!("ceiling/{seed}/{i}"));
+                        store.put(&path, data.into()).await.expect("put");
+                    }
+                })
+                .await;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
+            );
+        }
+        "s3-put" => {
+            use object_store::ObjectStoreExt;
+            let store = s3_client(&args[2], &args[3]);
+            let (bytes, chunk, in_flight): (u64, u64, usize) =
+                (args[4].parse().unwrap(), args[5].parse().unwrap(), args[6].parse().unwrap());
+            let path = object_store::path::Path::from(format!("ceiling/{seed}"));
+            let started = Instant::now();
+            let upload = store.put_multipart(&path).await.expect("create multipart");
+            let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, usize::try_from(chunk).unwrap());
+            let (mut start, mut i) = (0, 0);
+            while start < bytes {
+                let len = chunk.min(bytes - start);
+                w.wait_for_capacity(in_flight).await.expect("part");
+                w.write(&chunk_bytes(seed, i, usize::try_from(len).unwrap()));
+                start += len;
+                i += 1;
+            }
+            w.finish().await.expect("complete multipart");
+            let secs = started.elapsed().as_secs_f64();
+            store.delete(&path).await.expect("delete");
+            println!(
+                "{}",
+                json!({"seconds": (secs * 100.0).round() / 100.0, "MB/s": (bytes as f64 / secs / 1e6).round()})
             );
         }
         other => panic!("unknown mode {other}"),

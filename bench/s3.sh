@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# S3 upload benchmark: mediabox (release, SQLite, MEDIABOX_STORAGE=s3) in front of s3s-fs
+# on loopback, beside the ceiling: the same bytes put straight into the same s3s-fs as
+# one object_store multipart upload (`upload-bench s3-put`), with no mediabox in between.
+# Runs alternate (ceiling, mediabox, mediabox, ceiling, ...); each figure is the median of
+# RUNS runs with min and max. The server's peak RSS (VmHWM) is read from a fresh server
+# per file size, so 100 MiB and 1 GiB peaks are each their own.
+# Usage: bench/s3.sh [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+S3FS=$(scripts/tools.sh s3s-fs)
+cargo build --release --bin mediabox --bin upload-bench >/dev/null 2>&1
+BENCH=./target/release/upload-bench
+DIR=$(mktemp -d /tmp/mediabox-bench-s3.XXXXXX)
+S3PID=""
+PID=""
+trap 'kill $PID $S3PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+PORT=$(free_port)
+mkdir -p "$DIR/s3/bench"
+"$S3FS" --host 127.0.0.1 --port "$PORT" --access-key mediabox-test --secret-key mediabox-test-secret \
+  "$DIR/s3" >/dev/null 2>&1 &
+S3PID=$!
+ENDPOINT=http://127.0.0.1:$PORT
+for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
+
+start_server() {
+  rm -rf "$DIR/data"; mkdir -p "$DIR/data"
+  MEDIABOX_DATA_DIR=$DIR/data MEDIABOX_LISTEN=127.0.0.1:0 MEDIABOX_JWT_SECRET=bench RUST_LOG=warn \
+    MEDIABOX_STORAGE=s3 MEDIABOX_S3_BUCKET=bench MEDIABOX_S3_ENDPOINT=$ENDPOINT MEDIABOX_S3_REGION=us-east-1 \
+    MEDIABOX_S3_ACCESS_KEY_ID=mediabox-test MEDIABOX_S3_SECRET_ACCESS_KEY=mediabox-test-secret \
+    ./target/release/mediabox serve >"$DIR/out.log" 2>"$DIR/err.log" &
+  PID=$!
+  for _ in $(seq 1 100); do grep -q listening "$DIR/out.log" 2>/dev/null && break; sleep 0.1; done
+  URL=$(sed -n 's/^mediabox listening on //p' "$DIR/out.log")
+  TOKEN=$(MEDIABOX_JWT_SECRET=bench ./target/release/mediabox token --sub bench --org bench --perm media:read,media:write)
+}
+stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; rm -rf "$DIR/s3/bench"/*; }
+rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+# median (min-max) of numbers given as arguments
+stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%s (%s-%s)", v[int((NR+1)/2)], v[1], v[NR]}'; }
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "s3s-fs 0.14.1 on loopback over $DIR/s3; mediabox release on SQLite; $RUNS runs each, alternating"
+echo
+
+large() { # bytes
+  local ceiling=() ceiling4=() ours=() rss=() r i
+  for i in $(seq 1 "$RUNS"); do
+    if [ $((i % 2)) = 1 ]; then
+      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 1); ceiling+=("$(field "$r" MB/s)")
+      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 4); ceiling4+=("$(field "$r" MB/s)")
+    fi
+    start_server
+    r=$($BENCH large "$URL" "$TOKEN" "$1" 16777216); ours+=("$(field "$r" MB/s)")
+    rss+=("$(rss_mib)")
+    stop_server
+    if [ $((i % 2)) = 0 ]; then
+      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 1); ceiling+=("$(field "$r" MB/s)")
+      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 4); ceiling4+=("$(field "$r" MB/s)")
+    fi
+  done
+  local mb=$(( $1 / 1048576 ))
+  local m c c4
+  m=$(printf '%s\n' "${ours[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  c=$(printf '%s\n' "${ceiling[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  c4=$(printf '%s\n' "${ceiling4[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  echo "| $mb MiB in 16 MiB chunks | $(stats "${ours[@]}") MB/s | $(stats "${ceiling[@]}") MB/s | $(stats "${ceiling4[@]}") MB/s | $(awk "BEGIN {printf \"%.2fx / %.2fx\", $m/$c, $m/$c4}") | $(stats "${rss[@]}") MiB |"
+}
+
+echo "| upload | mediabox | ceiling: object_store multipart, 1 part in flight | ceiling, 4 in flight | mediabox / ceilings | server peak RSS |"
+echo "|---|---|---|---|---|---|"
+large 104857600
+large 1073741824
+
+small=() rss=() ceil=()
+for i in $(seq 1 "$RUNS"); do
+  r=$($BENCH s3-small "$ENDPOINT" bench 2000 65536 32); ceil+=("$(field "$r" files/s)")
+  rm -rf "$DIR/s3/bench"/*
+  start_server
+  r=$($BENCH small "$URL" "$TOKEN" 2000 65536 32); small+=("$(field "$r" files/s)")
+  rss+=("$(rss_mib)")
+  stop_server
+done
+echo
+echo "| upload | mediabox | ceiling: one PUT per file, 32 at once | server peak RSS |"
+echo "|---|---|---|---|"
+echo "| 2000 files of 64 KiB, 32 clients | $(stats "${small[@]}") files/s | $(stats "${ceil[@]}") files/s | $(stats "${rss[@]}") MiB |"
