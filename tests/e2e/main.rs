@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod concurrency;
 mod deletion;
+mod durability;
 mod events;
 mod gallery;
 mod media;

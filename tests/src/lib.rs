@@ -112,6 +112,16 @@ impl TestServer {
         }))
     }
 
+    /// Stops the server, runs `while_stopped` (a machine crash's damage, say), and starts
+    /// it again on the same database, files and settings, on a new port.
+    pub async fn restart(&mut self, while_stopped: impl FnOnce(&Self) -> TestResult) -> TestResult {
+        self.running.handle.stop(true).await;
+        while_stopped(self)?;
+        self.running = mediabox::start(&self.config).await?;
+        self.base = format!("http://{}", self.running.addr);
+        Ok(())
+    }
+
     /// Runs SQL on the server's database behind its back.
     pub fn exec_sql(&self, sql: &str) -> Res<usize> {
         use diesel::{Connection, RunQueryDsl};

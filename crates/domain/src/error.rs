@@ -49,6 +49,10 @@ pub enum StoreError {
     /// The bytes sent by the client could not be read (connection dropped mid-chunk).
     #[error("request body could not be read")]
     Body(#[source] std::io::Error),
+    /// An upload's staging holds fewer bytes than its row recorded: written without a
+    /// sync (`MEDIABOX_FSYNC=false`) and lost in a machine crash. The upload cannot go on.
+    #[error("the store holds {have} of the upload's {recorded} recorded bytes")]
+    Lost { have: u64, recorded: u64 },
     #[error("storage error")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

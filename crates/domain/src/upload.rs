@@ -354,6 +354,10 @@ impl UploadService {
                     ..upload
                 })
             }
+            Err(ChunkError::Store(lost @ StoreError::Lost { .. })) => {
+                self.forget_lost(upload.id, lease).await?;
+                Err(ChunkError::Store(lost))
+            }
             Err(e) => {
                 self.uploads.release_lease(upload.id, lease).await?;
                 Err(e)
@@ -595,11 +599,20 @@ impl UploadService {
             };
         }
         let made = self.commit_media(&upload, sha256, md5).await;
-        if made.is_err() {
+        match made {
+            Err(CompleteError::Store(StoreError::Lost { .. })) => self.forget_lost(upload.id, lease).await?,
             // The upload stays resumable; a failure to release leaves a lease that lapses.
-            let _ = self.uploads.release_lease(upload.id, lease).await;
+            Err(_) => drop(self.uploads.release_lease(upload.id, lease).await),
+            Ok(_) => {}
         }
         made
+    }
+
+    /// An upload whose staged bytes a crash lost ends here: its row expires (every
+    /// later request answers 410) and gc removes what is left of it.
+    async fn forget_lost(&self, id: UploadId, lease: uuid::Uuid) -> Result<(), RepoError> {
+        self.uploads.expire(id, self.clock.now()).await?;
+        self.uploads.release_lease(id, lease).await
     }
 
     /// Commits the staging into a blob (under the upload's lease), sniffs it and records
@@ -979,6 +992,25 @@ mod tests {
         let svc = service(repo, blobs);
         let err = svc.complete(&writer("u-1")?, id, None).await;
         assert!(matches!(err, Err(CompleteError::Store(StoreError::Unavailable(_)))), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn staged_bytes_lost_in_a_crash_expire_the_upload_and_record_no_media() -> TestResult {
+        let up = upload(10)?;
+        let id = up.id;
+        let mut seq = mockall::Sequence::new();
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
+        repo.expect_expire().withf(move |i, _| *i == id).times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
+        repo.expect_release_lease().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
+        repo.expect_complete().never();
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_commit_staging().returning(|_, _, _, _| Err(StoreError::Lost { have: 4, recorded: 10 }));
+        let svc = service(repo, blobs);
+        let err = svc.complete(&writer("u-1")?, id, None).await;
+        assert!(matches!(err, Err(CompleteError::Store(StoreError::Lost { have: 4, recorded: 10 }))), "{err:?}");
         Ok(())
     }
 

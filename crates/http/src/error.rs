@@ -169,9 +169,20 @@ impl From<StoreError> for ApiError {
                 e
             }
             StoreError::NotFound => ApiError::internal("blob missing from the store"),
+            StoreError::Lost { .. } => lost(),
             StoreError::Other(src) => ApiError::internal(src),
         }
     }
+}
+
+/// 410 for an upload whose staged bytes a crash lost: the client starts again.
+fn lost() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "upload-lost",
+        "Gone",
+        "the server lost bytes of this upload in a crash; start the upload again".to_owned(),
+    )
 }
 
 fn offset_error(status: StatusCode, kind: &'static str, title: &'static str, detail: String, offset: u64) -> ApiError {

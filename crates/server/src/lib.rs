@@ -185,7 +185,8 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     let Some(s3) = &config.s3 else {
         let fs = FsBlobStore::open(config.data_dir.join("blobs"))
             .await
-            .with_context(|| format!("opening the blob store under {}", config.data_dir.display()))?;
+            .with_context(|| format!("opening the blob store under {}", config.data_dir.display()))?
+            .with_fsync(config.fsync);
         return Ok(Arc::new(fs));
     };
     let store = S3BlobStore::new(s3).with_context(|| format!("configuring the S3 bucket {:?}", s3.bucket))?;

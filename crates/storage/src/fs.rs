@@ -22,6 +22,8 @@ const READ_BUF: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Whether written bytes are synced before they are acknowledged (`MEDIABOX_FSYNC`).
+    fsync: bool,
 }
 
 fn other(e: std::io::Error) -> StoreError {
@@ -60,7 +62,16 @@ impl FsBlobStore {
         let root = root.into();
         fs::create_dir_all(root.join("staging")).await?;
         fs::create_dir_all(root.join("blobs")).await?;
-        Ok(Self { root })
+        Ok(Self { root, fsync: true })
+    }
+
+    /// Whether bytes are synced to disk before a chunk or complete is acknowledged
+    /// (default: yes). Without, a machine crash can lose acknowledged bytes: the next
+    /// chunk or complete of such an upload fails with [`StoreError::Lost`].
+    #[must_use]
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
     }
 
     fn staging_path(&self, upload: UploadId) -> PathBuf {
@@ -87,6 +98,9 @@ impl FsBlobStore {
 
 struct FsChunkWriter {
     file: BufWriter<File>,
+    fsync: bool,
+    /// The staging directory, when this chunk made the file: its entry is synced too.
+    made_in: Option<PathBuf>,
 }
 
 #[async_trait]
@@ -97,10 +111,23 @@ impl ChunkWriter for FsChunkWriter {
 
     async fn finish(&mut self) -> Result<Option<String>, StoreError> {
         self.file.flush().await.map_err(other)?;
-        self.file.get_ref().sync_data().await.map_err(other)?;
+        if self.fsync {
+            self.file.get_ref().sync_data().await.map_err(other)?;
+            if let Some(dir) = self.made_in.take() {
+                sync_dirs(vec![dir]).await?;
+            }
+        }
         // The staging file is found by the upload's id alone: no state to keep.
         Ok(None)
     }
+}
+
+/// Syncs directories, so that entries made or removed in them survive a crash.
+async fn sync_dirs(dirs: Vec<PathBuf>) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all()))
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(other)
 }
 
 async fn read_prefix(path: &Path, len: usize) -> std::io::Result<Vec<u8>> {
@@ -134,8 +161,13 @@ impl BlobStore for FsBlobStore {
             .open(self.staging_path(upload))
             .await
             .map_err(other)?;
+        let have = file.metadata().await.map_err(other)?.len();
+        if have < offset {
+            return Err(StoreError::Lost { have, recorded: offset });
+        }
         file.seek(SeekFrom::Start(offset)).await.map_err(other)?;
-        Ok(Box::new(FsChunkWriter { file: BufWriter::with_capacity(256 * 1024, file) }))
+        let made_in = (have == 0).then(|| self.root.join("staging"));
+        Ok(Box::new(FsChunkWriter { file: BufWriter::with_capacity(256 * 1024, file), fsync: self.fsync, made_in }))
     }
 
     async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
@@ -158,15 +190,41 @@ impl BlobStore for FsBlobStore {
                 _ => Ok(()),
             };
         }
-        let file = OpenOptions::new().write(true).open(&staging).await.map_err(other)?;
-        // Bytes past the offset are left by a chunk that failed half-way: cut them.
-        file.set_len(size).await.map_err(other)?;
-        file.sync_all().await.map_err(other)?;
+        let file = match OpenOptions::new().write(true).open(&staging).await {
+            // Neither the blob nor the staging: the bytes were never made durable.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Lost { have: 0, recorded: size })
+            }
+            opened => opened.map_err(other)?,
+        };
+        let have = file.metadata().await.map_err(other)?.len();
+        if have < size {
+            return Err(StoreError::Lost { have, recorded: size });
+        }
+        if have > size {
+            // Bytes past the offset are left by a chunk that failed half-way: cut them.
+            file.set_len(size).await.map_err(other)?;
+            if self.fsync {
+                file.sync_all().await.map_err(other)?;
+            }
+        }
+        // Otherwise the bytes are durable already: each chunk synced its own.
         drop(file);
-        if let Some(dir) = blob.parent() {
+        let dir = blob.parent().ok_or_else(|| StoreError::Other("a blob path has a parent".into()))?;
+        let made = !fs::try_exists(dir).await.map_err(other)?;
+        if made {
             fs::create_dir_all(dir).await.map_err(other)?;
         }
-        fs::rename(&staging, &blob).await.map_err(other)
+        fs::rename(&staging, &blob).await.map_err(other)?;
+        if self.fsync {
+            // The rename (and new directories) durable: the directories that changed.
+            let mut dirs = vec![dir.to_path_buf(), self.root.join("staging")];
+            if made {
+                dirs.extend(dir.ancestors().skip(1).take(2).map(Path::to_path_buf));
+            }
+            sync_dirs(dirs).await?;
+        }
+        Ok(())
     }
 
     async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<u64, StoreError> {
