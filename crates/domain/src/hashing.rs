@@ -2,9 +2,12 @@
 //! upload's row after every chunk, so any instance can take the next chunk and complete
 //! never re-reads the file.
 
+use bytes::Bytes;
 use md5::Md5;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Both running digests of one upload.
 #[derive(Clone, Default)]
@@ -48,6 +51,83 @@ impl Hashes {
     }
 }
 
+/// Chunks at least this long are hashed on two threads; shorter ones inline, where
+/// starting threads would cost more than it saves.
+pub const PARALLEL_MIN: u64 = 1 << 20;
+
+/// Pieces queued for each digest before the stream waits for it: memory stays a few
+/// pieces (the pieces are shared with the writer, not copied).
+const QUEUE: usize = 32;
+
+/// A hashing thread panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("hashing failed")]
+pub struct HashingFailed;
+
+/// Both digests of one chunk as it streams: inline for a small chunk, or each on its own
+/// blocking thread, so that a large chunk costs the slower digest (MD5), not the sum of
+/// both, and neither holds up the write.
+pub enum StreamHasher {
+    Inline(Hashes),
+    Parallel { sha256: Feed<Sha256>, md5: Feed<Md5> },
+}
+
+/// One digest on its thread, and the queue into it.
+pub struct Feed<D> {
+    queue: mpsc::Sender<Bytes>,
+    thread: JoinHandle<D>,
+}
+
+fn feed<D: Digest + Send + 'static>(mut digest: D) -> Feed<D> {
+    let (queue, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+    let thread = tokio::task::spawn_blocking(move || {
+        while let Some(b) = rx.blocking_recv() {
+            digest.update(&b);
+        }
+        digest
+    });
+    Feed { queue, thread }
+}
+
+impl StreamHasher {
+    /// Continues `hashes` over a chunk of `len` bytes (`None`: unknown).
+    #[must_use]
+    pub fn start(hashes: Hashes, len: Option<u64>) -> Self {
+        if len.is_some_and(|l| l >= PARALLEL_MIN) {
+            Self::Parallel { sha256: feed(hashes.sha256), md5: feed(hashes.md5) }
+        } else {
+            Self::Inline(hashes)
+        }
+    }
+
+    /// Hashes the next piece (waits only when a digest is a queue behind).
+    pub async fn update(&mut self, piece: &Bytes) {
+        match self {
+            Self::Inline(h) => h.update(piece),
+            Self::Parallel { sha256, md5 } => {
+                // A send fails only when its thread is gone (panicked): `finish` says so.
+                let _ = sha256.queue.send(piece.clone()).await;
+                let _ = md5.queue.send(piece.clone()).await;
+            }
+        }
+    }
+
+    /// Both digests, once every piece is hashed.
+    ///
+    /// # Errors
+    /// [`HashingFailed`] when a hashing thread panicked.
+    pub async fn finish(self) -> Result<Hashes, HashingFailed> {
+        match self {
+            Self::Inline(h) => Ok(h),
+            Self::Parallel { sha256, md5 } => {
+                drop((sha256.queue, md5.queue));
+                let (s, m) = futures_util::future::join(sha256.thread, md5.thread).await;
+                Ok(Hashes { sha256: s.map_err(|_| HashingFailed)?, md5: m.map_err(|_| HashingFailed)? })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +142,27 @@ mod tests {
         let (sha, md5) = b.finish();
         assert_eq!(sha, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
         assert_eq!(md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn hashing_on_threads_equals_hashing_inline() -> Result<(), HashingFailed> {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 257) as u8).collect();
+        let mut first = Hashes::default();
+        first.update(b"earlier chunk");
+        let mut each = Vec::new();
+        for len in [Some(10), Some(PARALLEL_MIN), None] {
+            let mut h = StreamHasher::start(first.clone(), len);
+            assert_eq!(matches!(h, StreamHasher::Parallel { .. }), len == Some(PARALLEL_MIN));
+            for piece in data.chunks(65_521) {
+                h.update(&Bytes::copy_from_slice(piece)).await;
+            }
+            each.push(h.finish().await?.finish());
+        }
+        let mut all = b"earlier chunk".to_vec();
+        all.extend_from_slice(&data);
+        let whole = (hex::encode(Sha256::digest(&all)), hex::encode(Md5::digest(&all)));
+        assert!(each.iter().all(|d| *d == whole), "{each:?} vs {whole:?}");
         Ok(())
     }
 

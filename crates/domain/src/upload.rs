@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use crate::actor::{Actor, Permission};
 use crate::error::{Forbidden, RepoError, StoreError};
-use crate::hashing::Hashes;
+use crate::hashing::{Hashes, StreamHasher};
 use crate::ids::{MediaId, OrgId, UploadId, UserId};
 use crate::media::{blob_key, Media, MediaKind, NewMedia};
 use crate::ports::{BlobStore, Clock, IncomingBody, MediaRepository, UploadRepository};
@@ -399,9 +399,9 @@ impl UploadService {
         range: Option<ChunkRange>,
         mut body: IncomingBody,
     ) -> Result<ChunkAdvance, ChunkError> {
-        let mut hashes =
-            Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
+        let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
         let expected = range.map(|r| r.byte_count());
+        let mut hashes = StreamHasher::start(hashes, expected);
         let chunk_limit = self.limits.max_chunk_bytes;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging).await?;
@@ -420,7 +420,7 @@ impl UploadService {
             if got > upload_room {
                 return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
             }
-            hashes.update(&piece);
+            hashes.update(&piece).await;
             writer.write(&piece).await?;
         }
         if let Some(e) = expected {
@@ -428,8 +428,10 @@ impl UploadService {
                 return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
             }
         }
-        let staging_state = writer.finish().await?;
-        let (sha256_state, md5_state) = hashes.to_state();
+        // The sync and the digests' last pieces overlap.
+        let (staging_state, hashed) = futures_util::future::join(writer.finish(), hashes.finish()).await;
+        let staging_state = staging_state?;
+        let (sha256_state, md5_state) = hashed.map_err(|_| ChunkError::Corrupt)?.to_state();
         Ok(ChunkAdvance {
             offset: upload.offset + got,
             total: upload.total.or(range.and_then(|r| r.total)),
