@@ -55,9 +55,15 @@ impl Hashes {
 /// starting threads would cost more than it saves.
 pub const PARALLEL_MIN: u64 = 1 << 20;
 
-/// Pieces queued for each digest before the stream waits for it: memory stays a few
-/// pieces (the pieces are shared with the writer, not copied).
-const QUEUE: usize = 32;
+/// Pieces go to the digests' threads in batches of about this many bytes (shared with
+/// the writer, not copied): one wake-up per batch, not per socket read.
+const BATCH: usize = 256 << 10;
+
+/// Batches queued for each digest before the stream waits for it: at most about 4 MiB
+/// held for hashing per chunk.
+const QUEUE: usize = 16;
+
+type Batch = std::sync::Arc<Vec<Bytes>>;
 
 /// A hashing thread panicked.
 #[derive(Debug, thiserror::Error)]
@@ -69,24 +75,36 @@ pub struct HashingFailed;
 /// both, and neither holds up the write.
 pub enum StreamHasher {
     Inline(Hashes),
-    Parallel { sha256: Feed<Sha256>, md5: Feed<Md5> },
+    Parallel { sha256: Feed<Sha256>, md5: Feed<Md5>, batch: Vec<Bytes>, batched: usize },
 }
 
 /// One digest on its thread, and the queue into it.
 pub struct Feed<D> {
-    queue: mpsc::Sender<Bytes>,
+    queue: mpsc::Sender<Batch>,
     thread: JoinHandle<D>,
 }
 
 fn feed<D: Digest + Send + 'static>(mut digest: D) -> Feed<D> {
-    let (queue, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+    let (queue, mut rx) = mpsc::channel::<Batch>(QUEUE);
     let thread = tokio::task::spawn_blocking(move || {
-        while let Some(b) = rx.blocking_recv() {
-            digest.update(&b);
+        while let Some(batch) = rx.blocking_recv() {
+            batch.iter().for_each(|b| digest.update(b));
         }
         digest
     });
     Feed { queue, thread }
+}
+
+/// Sends the batch gathered so far to both digests.
+async fn flush(sha256: &Feed<Sha256>, md5: &Feed<Md5>, batch: &mut Vec<Bytes>, batched: &mut usize) {
+    if batch.is_empty() {
+        return;
+    }
+    let full: Batch = std::sync::Arc::new(std::mem::take(batch));
+    *batched = 0;
+    // A send fails only when its thread is gone (panicked): `finish` says so.
+    let _ = sha256.queue.send(full.clone()).await;
+    let _ = md5.queue.send(full).await;
 }
 
 impl StreamHasher {
@@ -94,7 +112,7 @@ impl StreamHasher {
     #[must_use]
     pub fn start(hashes: Hashes, len: Option<u64>) -> Self {
         if len.is_some_and(|l| l >= PARALLEL_MIN) {
-            Self::Parallel { sha256: feed(hashes.sha256), md5: feed(hashes.md5) }
+            Self::Parallel { sha256: feed(hashes.sha256), md5: feed(hashes.md5), batch: Vec::new(), batched: 0 }
         } else {
             Self::Inline(hashes)
         }
@@ -104,10 +122,12 @@ impl StreamHasher {
     pub async fn update(&mut self, piece: &Bytes) {
         match self {
             Self::Inline(h) => h.update(piece),
-            Self::Parallel { sha256, md5 } => {
-                // A send fails only when its thread is gone (panicked): `finish` says so.
-                let _ = sha256.queue.send(piece.clone()).await;
-                let _ = md5.queue.send(piece.clone()).await;
+            Self::Parallel { sha256, md5, batch, batched } => {
+                batch.push(piece.clone());
+                *batched += piece.len();
+                if *batched >= BATCH {
+                    flush(sha256, md5, batch, batched).await;
+                }
             }
         }
     }
@@ -119,7 +139,8 @@ impl StreamHasher {
     pub async fn finish(self) -> Result<Hashes, HashingFailed> {
         match self {
             Self::Inline(h) => Ok(h),
-            Self::Parallel { sha256, md5 } => {
+            Self::Parallel { sha256, md5, mut batch, mut batched } => {
+                flush(&sha256, &md5, &mut batch, &mut batched).await;
                 drop((sha256.queue, md5.queue));
                 let (s, m) = futures_util::future::join(sha256.thread, md5.thread).await;
                 Ok(Hashes { sha256: s.map_err(|_| HashingFailed)?, md5: m.map_err(|_| HashingFailed)? })

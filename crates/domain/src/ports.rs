@@ -247,14 +247,18 @@ pub trait CatalogRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ChunkWriter: Send {
+    /// Takes the next piece (shared, not copied: a store may hold it until written).
     /// # Errors
     /// `StoreError` when the bytes cannot be written.
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError>;
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError>;
     /// Makes the written bytes durable and returns the staging state to record with the
     /// new offset (`None` for stores that keep none).
     /// # Errors
     /// `StoreError` when they cannot be flushed.
     async fn finish(&mut self) -> Result<Option<String>, StoreError>;
+    /// The chunk failed: waits until no write of it is still on its way, so that a retry
+    /// of the chunk can never be overwritten by this one's late bytes.
+    async fn abandon(&mut self);
 }
 
 /// One blob as the store lists it.

@@ -405,29 +405,41 @@ impl UploadService {
         let chunk_limit = self.limits.max_chunk_bytes;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging).await?;
-        let mut got: u64 = 0;
-        while let Some(piece) = body.next().await {
-            let piece = piece.map_err(StoreError::Body)?;
-            got += piece.len() as u64;
+        let streamed = async {
+            let mut got: u64 = 0;
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(StoreError::Body)?;
+                got += piece.len() as u64;
+                if let Some(e) = expected {
+                    if got > e {
+                        return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
+                    }
+                }
+                if got > chunk_limit {
+                    return Err(ChunkError::ChunkTooLarge { limit: chunk_limit });
+                }
+                if got > upload_room {
+                    return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
+                }
+                hashes.update(&piece).await;
+                writer.write(piece).await?;
+            }
             if let Some(e) = expected {
-                if got > e {
+                if got != e {
                     return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
                 }
             }
-            if got > chunk_limit {
-                return Err(ChunkError::ChunkTooLarge { limit: chunk_limit });
-            }
-            if got > upload_room {
-                return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
-            }
-            hashes.update(&piece).await;
-            writer.write(&piece).await?;
+            Ok(got)
         }
-        if let Some(e) = expected {
-            if got != e {
-                return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
+        .await;
+        let got = match streamed {
+            Ok(got) => got,
+            Err(e) => {
+                // Before the lease goes: no late byte of this chunk may land on a retry's.
+                writer.abandon().await;
+                return Err(e);
             }
-        }
+        };
         // The sync and the digests' last pieces overlap.
         let (staging_state, hashed) = futures_util::future::join(writer.finish(), hashes.finish()).await;
         let staging_state = staging_state?;
@@ -814,6 +826,7 @@ mod tests {
         blobs.expect_staging_writer().returning(|_, _, _| {
             let mut w = MockChunkWriter::new();
             w.expect_write().returning(|_| Ok(()));
+            w.expect_abandon().times(1).returning(|| ());
             Ok(Box::new(w))
         });
         let svc = service(repo, blobs);

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
 use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 const READ_BUF: usize = 64 * 1024;
 
@@ -96,29 +96,86 @@ impl FsBlobStore {
     }
 }
 
+/// Bytes are written from a blocking thread in batches of about this size, one batch in
+/// flight while the next gathers from the socket; the pieces are the request's own, not
+/// copied.
+const WRITE_BATCH: usize = 1 << 20;
+
 struct FsChunkWriter {
-    file: BufWriter<File>,
+    /// The file, while no batch is being written (the writing thread holds it then).
+    file: Option<std::fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+    batch: Vec<Bytes>,
+    batched: usize,
     fsync: bool,
     /// The staging directory, when this chunk made the file: its entry is synced too.
     made_in: Option<PathBuf>,
 }
 
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Other(Box::new(e))
+}
+
+impl FsChunkWriter {
+    /// Waits for the batch being written, if any, and takes the file back.
+    async fn land(&mut self) -> Result<(), StoreError> {
+        if let Some(task) = self.in_flight.take() {
+            self.file = Some(task.await.map_err(join_error)?.map_err(other)?);
+        }
+        Ok(())
+    }
+
+    /// Starts writing the gathered batch, once the one before it is written.
+    async fn send_batch(&mut self) -> Result<(), StoreError> {
+        self.land().await?;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.file.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            batch.iter().try_for_each(|b| file.write_all(b))?;
+            Ok(file)
+        }));
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ChunkWriter for FsChunkWriter {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.file.write_all(bytes).await.map_err(other)
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        self.batched += bytes.len();
+        self.batch.push(bytes);
+        if self.batched >= WRITE_BATCH {
+            self.send_batch().await?;
+        }
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<Option<String>, StoreError> {
-        self.file.flush().await.map_err(other)?;
+        self.send_batch().await?;
+        self.land().await?;
         if self.fsync {
-            self.file.get_ref().sync_data().await.map_err(other)?;
+            let file = self.file.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))?;
+            let file = tokio::task::spawn_blocking(move || file.sync_data().map(|()| file))
+                .await
+                .map_err(join_error)?
+                .map_err(other)?;
+            self.file = Some(file);
             if let Some(dir) = self.made_in.take() {
                 sync_dirs(vec![dir]).await?;
             }
         }
         // The staging file is found by the upload's id alone: no state to keep.
         Ok(None)
+    }
+
+    async fn abandon(&mut self) {
+        // The batch on its way lands (or fails) before the lease goes.
+        self.batch.clear();
+        let _ = self.land().await;
     }
 }
 
@@ -167,7 +224,14 @@ impl BlobStore for FsBlobStore {
         }
         file.seek(SeekFrom::Start(offset)).await.map_err(other)?;
         let made_in = (have == 0).then(|| self.root.join("staging"));
-        Ok(Box::new(FsChunkWriter { file: BufWriter::with_capacity(256 * 1024, file), fsync: self.fsync, made_in }))
+        Ok(Box::new(FsChunkWriter {
+            file: Some(file.into_std().await),
+            in_flight: None,
+            batch: Vec::new(),
+            batched: 0,
+            fsync: self.fsync,
+            made_in,
+        }))
     }
 
     async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {

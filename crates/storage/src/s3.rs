@@ -338,12 +338,12 @@ impl Drop for S3ChunkWriter {
 
 #[async_trait]
 impl ChunkWriter for S3ChunkWriter {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
         if self.buf.capacity() == 0 && self.st.multipart.is_some() {
             // One allocation per part, not a doubling series: the allocator reuses it.
             self.buf.reserve_exact(usize::try_from(PART).unwrap_or(0));
         }
-        self.buf.extend_from_slice(bytes);
+        self.buf.extend_from_slice(&bytes);
         self.end += bytes.len() as u64;
         if self.st.multipart.is_some() && self.st.pending_len() + self.buf.len() as u64 >= PART {
             self.send_part().await?;
@@ -372,6 +372,15 @@ impl ChunkWriter for S3ChunkWriter {
             self.st.garbage.retain(|r| !done.contains(r));
         }
         self.st.to_json().map(Some)
+    }
+
+    async fn abandon(&mut self) {
+        // A part still on its way is stopped, or has landed; either way no retry's part
+        // is overwritten after this (a retry records the ETag S3 gives it).
+        for part in self.in_flight.drain(..) {
+            part.task.abort();
+            let _ = part.task.await;
+        }
     }
 }
 

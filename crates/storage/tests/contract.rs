@@ -69,7 +69,7 @@ async fn send(store: &dyn BlobStore, row: &mut Row, bytes: &[u8], len_known: boo
     }
     let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
     for p in bytes.chunks(piece) {
-        w.write(p).await?;
+        w.write(bytes::Bytes::copy_from_slice(p)).await?;
     }
     row.state = w.finish().await?;
     row.offset += bytes.len() as u64;
@@ -145,7 +145,8 @@ async fn a_failed_chunk_leaves_the_recorded_staging_intact(
         row.state = Some(opened);
     }
     let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
-    w.write(&vec![b'X'; 8 * MIB + 7]).await?;
+    w.write(bytes::Bytes::from(vec![b'X'; 8 * MIB + 7])).await?;
+    w.abandon().await;
     drop(w);
     assert_eq!(row.offset, before.0);
     // The retry at the same offset, from the state recorded before (plus what prepare opened).
