@@ -2,6 +2,7 @@
 # Installs the programs the tests and benchmarks need, once, into a tools folder outside
 # the checkout (so a fresh clone on the same machine reuses them), and prints their paths.
 #   scripts/tools.sh s3s-fs   -> path of the s3s-fs binary (a real S3-protocol server)
+#   scripts/tools.sh rustus   -> path of the rustus binary (a tus server, beside mediabox in make bench)
 set -euo pipefail
 TOOLS="${MEDIABOX_TOOLS_DIR:-$HOME/.cache/mediabox-tools}"
 mkdir -p "$TOOLS"
@@ -16,8 +17,16 @@ case "${1:-}" in
     fi
     echo "$bin"
     ;;
+  rustus)
+    bin="$TOOLS/rustus/bin/rustus"
+    if [ ! -x "$bin" ]; then
+      echo "installing rustus into $TOOLS (several minutes, once)" >&2
+      cargo install rustus --locked --root "$TOOLS/rustus" >&2
+    fi
+    echo "$bin"
+    ;;
   *)
-    echo "usage: $0 s3s-fs" >&2
+    echo "usage: $0 s3s-fs|rustus" >&2
     exit 2
     ;;
 esac

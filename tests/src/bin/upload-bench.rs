@@ -11,6 +11,8 @@
 //! CHUNK-sized parts, IN_FLIGHT parts at a time (the test server's credentials).
 //! `upload-bench s3-small ENDPOINT BUCKET COUNT BYTES CLIENTS` is the small-file ceiling:
 //! COUNT objects of BYTES put straight into the bucket, one request each, CLIENTS at once.
+//! `upload-bench tus-large URL BYTES CHUNK` and `tus-small URL COUNT BYTES CLIENTS` do the
+//! same work against a tus server (rustus): creation (`POST URL`), then `PATCH`es.
 //! Prints one line of JSON with the timing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -73,6 +75,38 @@ fn chunk_bytes(seed: u64, index: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// Creates a tus upload of `len` bytes; answers its URL.
+async fn tus_create(http: &reqwest::Client, url: &str, len: u64) -> String {
+    let r = http
+        .post(url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", len.to_string())
+        .send()
+        .await
+        .expect("tus create");
+    assert!(r.status().is_success(), "tus create: {}", r.status());
+    let loc = r.headers()["location"].to_str().expect("location").to_owned();
+    if loc.starts_with("http") {
+        loc
+    } else {
+        let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
+        format!("{base}{loc}")
+    }
+}
+
+async fn tus_patch(http: &reqwest::Client, upload: &str, offset: u64, data: Vec<u8>) {
+    let r = http
+        .patch(upload)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", offset.to_string())
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(data)
+        .send()
+        .await
+        .expect("tus patch");
+    assert!(r.status().is_success(), "tus patch: {}", r.status());
 }
 
 /// A client of the benchmark's s3s-fs, with the test server's credentials.
@@ -176,6 +210,51 @@ async fn main() {
             println!(
                 "{}",
                 json!({"ids": count, "ms": (secs * 10000.0).round() / 10.0, "us_per_id": (secs * 1e6 / count as f64).round()})
+            );
+        }
+        "tus-large" => {
+            let (bytes, chunk): (u64, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
+            let started = Instant::now();
+            let upload = tus_create(&http, &args[2], bytes).await;
+            let (mut start, mut i) = (0, 0);
+            let make = |i: u64, start: u64| {
+                let len = usize::try_from(chunk.min(bytes - start)).unwrap();
+                tokio::task::spawn_blocking(move || chunk_bytes(seed, i, len))
+            };
+            let mut next = make(0, 0);
+            while start < bytes {
+                let data = next.await.unwrap();
+                let len = data.len() as u64;
+                next =
+                    if start + len < bytes { make(i + 1, start + len) } else { tokio::task::spawn_blocking(Vec::new) };
+                tus_patch(&http, &upload, start, data).await;
+                start += len;
+                i += 1;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"seconds": (secs * 100.0).round() / 100.0, "MB/s": (bytes as f64 / secs / 1e6).round()})
+            );
+        }
+        "tus-small" => {
+            let (count, size, clients): (u64, usize, usize) =
+                (args[3].parse().unwrap(), args[4].parse().unwrap(), args[5].parse().unwrap());
+            let files: Vec<Vec<u8>> = (0..count).map(|i| chunk_bytes(seed, i, size)).collect();
+            let started = Instant::now();
+            futures_util::stream::iter(files)
+                .for_each_concurrent(clients, |data| {
+                    let (http, url) = (&http, &args[2]);
+                    async move {
+                        let upload = tus_create(http, url, data.len() as u64).await;
+                        tus_patch(http, &upload, 0, data).await;
+                    }
+                })
+                .await;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
             );
         }
         "s3-small" => {
