@@ -76,10 +76,11 @@ pub trait MediaRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UploadRepository: Send + Sync {
-    /// Stores a new upload (offset 0, no lease).
+    /// Stores a new upload (offset 0) already holding `lease` until `until`: its first
+    /// chunk needs no second statement to take it.
     /// # Errors
     /// `RepoError` when it cannot be written.
-    async fn create(&self, upload: &Upload) -> Result<(), RepoError>;
+    async fn create(&self, upload: &Upload, lease: uuid::Uuid, until: DateTime<Utc>) -> Result<(), RepoError>;
 
     /// # Errors
     /// `Ok(None)` when no upload has this id.

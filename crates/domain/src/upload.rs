@@ -253,8 +253,9 @@ impl UploadService {
             media: None,
             staging_state: None,
         };
-        self.uploads.create(&upload).await?;
-        self.write_chunk(upload, range, body).await
+        let lease = uuid::Uuid::new_v4();
+        self.uploads.create(&upload, lease, now + Duration::seconds(LEASE_SECS)).await?;
+        self.write_leased(upload, lease, range, body).await
     }
 
     /// Appends a chunk at the upload's offset.
@@ -335,6 +336,18 @@ impl UploadService {
                 Some(u) => Err(ChunkError::Busy { offset: u.offset }),
             };
         }
+        self.write_leased(upload, lease, range, body).await
+    }
+
+    /// Writes a chunk under the upload's `lease` (taken by the caller), then records it
+    /// and lets the lease go.
+    async fn write_leased(
+        &self,
+        upload: Upload,
+        lease: uuid::Uuid,
+        range: Option<ChunkRange>,
+        body: IncomingBody,
+    ) -> Result<Upload, ChunkError> {
         let written = async {
             let staging = self.prepare_staging(&upload, lease, range).await?;
             self.stream_into_staging(&upload, staging, range, body).await
@@ -731,6 +744,36 @@ mod tests {
         let svc = service(MockUploadRepository::new(), MockBlobStore::new());
         let err = svc.start(&actor("u-1", &[Permission::MediaRead])?, "a", None, body(&[b"x"])).await;
         assert!(matches!(err, Err(ChunkError::Forbidden(f)) if f.missing == vec![Permission::MediaWrite]));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_first_chunk_creates_its_upload_holding_the_lease_and_records_under_it() -> TestResult {
+        let mut repo = MockUploadRepository::new();
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let held = taken.clone();
+        repo.expect_create().times(1).returning(move |u, lease, until| {
+            assert_eq!((u.offset, until - u.created_at), (0, Duration::seconds(LEASE_SECS)));
+            *held.lock().map_err(|_| RepoError::Other("poisoned".into()))? = Some(lease);
+            Ok(())
+        });
+        // No second statement to take the lease.
+        repo.expect_acquire_lease().never();
+        let used = taken.clone();
+        repo.expect_advance()
+            .withf(move |_, lease, adv| used.lock().is_ok_and(|l| *l == Some(*lease)) && adv.offset == 2)
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_staging_writer().returning(|_, _, _| {
+            let mut w = MockChunkWriter::new();
+            w.expect_write().returning(|_| Ok(()));
+            w.expect_finish().returning(|| Ok(None));
+            Ok(Box::new(w))
+        });
+        let up = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await?;
+        assert_eq!(up.offset, 2);
         Ok(())
     }
 

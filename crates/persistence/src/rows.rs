@@ -175,10 +175,17 @@ pub(crate) struct NewUploadRow {
     created_at: NaiveDateTime,
     expires_at: NaiveDateTime,
     staging_state: Option<String>,
+    lease: Option<String>,
+    lease_expires: Option<NaiveDateTime>,
 }
 
 impl NewUploadRow {
-    pub(crate) fn from_domain(u: &Upload) -> Result<Self, diesel::result::Error> {
+    /// The row of a new upload, already holding `lease` until `until`.
+    pub(crate) fn from_domain(
+        u: &Upload,
+        lease: uuid::Uuid,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, diesel::result::Error> {
         Ok(Self {
             id: upload_key(u.id),
             org: u.org.as_str().to_owned(),
@@ -191,6 +198,8 @@ impl NewUploadRow {
             created_at: u.created_at.naive_utc(),
             expires_at: u.expires_at.naive_utc(),
             staging_state: u.staging_state.clone(),
+            lease: Some(lease.to_string()),
+            lease_expires: Some(until.naive_utc()),
         })
     }
 }

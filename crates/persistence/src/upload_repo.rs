@@ -74,11 +74,13 @@ fn claim_blob(c: &mut AnyConnection, new: &NewMedia) -> Result<String, TxError<C
 
 #[async_trait]
 impl UploadRepository for DieselUploadRepository {
-    async fn create(&self, upload: &Upload) -> Result<(), RepoError> {
+    async fn create(&self, upload: &Upload, lease: uuid::Uuid, until: DateTime<Utc>) -> Result<(), RepoError> {
         let upload = upload.clone();
         self.db
             .tx(move |c| {
-                diesel::insert_into(uploads::table).values(NewUploadRow::from_domain(&upload)?).execute(c)?;
+                diesel::insert_into(uploads::table)
+                    .values(NewUploadRow::from_domain(&upload, lease, until)?)
+                    .execute(c)?;
                 Ok(())
             })
             .await

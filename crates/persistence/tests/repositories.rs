@@ -248,18 +248,18 @@ async fn stored_bytes(
 ) -> Result<mediabox_domain::media::Media, Box<dyn std::error::Error + Send + Sync>> {
     let mut up = new_upload();
     up.org = org.clone();
-    r.uploads.create(&up).await?;
+    r.uploads.create(&up, uuid::Uuid::new_v4(), Utc::now()).await?;
     Ok(r.uploads.complete(up.id, &new_media_for(org, by, up.id, sha)).await?)
 }
 
 async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
     let up = new_upload();
-    r.uploads.create(&up).await?;
     let (lease, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let now = Utc::now();
     let until = now + chrono::Duration::minutes(10);
-    assert!(r.uploads.acquire_lease(up.id, 0, lease, until, now).await?);
-    assert!(!r.uploads.acquire_lease(up.id, 0, other, until, now).await?, "a held lease is not taken twice");
+    r.uploads.create(&up, lease, until).await?;
+    assert!(!r.uploads.acquire_lease(up.id, 0, other, until, now).await?, "a new upload is made holding its lease");
+    assert!(!r.uploads.acquire_lease(up.id, 0, lease, until, now).await?, "a held lease is not taken twice");
     let adv = ChunkAdvance {
         offset: 4,
         total: Some(10),
@@ -288,10 +288,9 @@ async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
 
 async fn staging_is_recorded_only_under_the_lease_and_never_after_an_abandon(r: Repos) -> TestResult {
     let up = new_upload();
-    r.uploads.create(&up).await?;
     let (lease, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let now = Utc::now();
-    assert!(r.uploads.acquire_lease(up.id, 0, lease, now + chrono::Duration::minutes(10), now).await?);
+    r.uploads.create(&up, lease, now + chrono::Duration::minutes(10)).await?;
     assert!(!r.uploads.record_staging(up.id, other, "theirs", now).await?, "not without the lease");
     assert!(r.uploads.record_staging(up.id, lease, "multipart 1", now).await?);
     assert_eq!(r.uploads.find(up.id).await?.and_then(|u| u.staging_state).as_deref(), Some("multipart 1"));
@@ -305,7 +304,7 @@ async fn staging_is_recorded_only_under_the_lease_and_never_after_an_abandon(r: 
 
 async fn completing_twice_concurrently_makes_one_media(r: Repos) -> TestResult {
     let up = new_upload();
-    r.uploads.create(&up).await?;
+    r.uploads.create(&up, uuid::Uuid::new_v4(), Utc::now()).await?;
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let repo = r.uploads.clone();

@@ -65,7 +65,7 @@ async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std
             media: None,
             staging_state: None,
         };
-        uploads.create(&up).await?;
+        uploads.create(&up, uuid::Uuid::new_v4(), Utc::now()).await?;
         let sha = format!("{:064x}", i + n * 1_000_000);
         let new = NewMedia {
             uuid: uuid::Uuid::new_v4(),
