@@ -281,8 +281,10 @@ impl BlobStore for FsBlobStore {
         }
         fs::rename(&staging, &blob).await.map_err(other)?;
         if self.fsync {
-            // The rename (and new directories) durable: the directories that changed.
-            let mut dirs = vec![dir.to_path_buf(), self.root.join("staging")];
+            // The rename (and new directories) durable in the blob's directories. Not the
+            // staging directory: should the staging name come back after a crash, its
+            // upload is completed and gc's stray staging sweep removes it.
+            let mut dirs = vec![dir.to_path_buf()];
             if made {
                 dirs.extend(dir.ancestors().skip(1).take(2).map(Path::to_path_buf));
             }
