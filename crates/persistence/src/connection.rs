@@ -60,11 +60,48 @@ impl Target {
 #[derive(Debug)]
 struct Manager(Target);
 
+/// A pooled connection and when it last proved alive.
+pub(crate) struct Pooled {
+    conn: AnyConnection,
+    alive_at: std::time::Instant,
+}
+
+/// A connection that proved alive this recently is handed out without a `SELECT 1`: under
+/// load every statement would otherwise pay a round trip for it. One that breaks within
+/// the window fails its request (503) and is dropped (`has_broken`).
+const ALIVE_WINDOW: Duration = Duration::from_secs(1);
+
 impl ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+    fn connect(&self) -> Result<Pooled, r2d2::Error> {
+        let conn = self.open()?;
+        Ok(Pooled { conn, alive_at: std::time::Instant::now() })
+    }
+
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), r2d2::Error> {
+        if pooled.alive_at.elapsed() < ALIVE_WINDOW {
+            return Ok(());
+        }
+        pooled.conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)?;
+        pooled.alive_at = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// A connection whose server went away, or left in a failed transaction, is not
+    /// returned to the pool (diesel's own check: no round trip).
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        match &mut pooled.conn {
+            AnyConnection::Postgresql(c) => c.is_broken(),
+            AnyConnection::Sqlite(c) => c.is_broken(),
+        }
+    }
+}
+
+impl Manager {
+    fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match &self.0 {
             Target::Postgres(url) => {
                 PgConnection::establish(url).map(AnyConnection::Postgresql).map_err(r2d2::Error::ConnectionError)
@@ -79,14 +116,6 @@ impl ManageConnection for Manager {
                 Ok(AnyConnection::Sqlite(c))
             }
         }
-    }
-
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
     }
 }
 
@@ -166,7 +195,7 @@ impl Db {
         }
         let manager = Manager(target);
         // Prove the URL works before building the pool: errors come back at once and whole.
-        manager.connect().map_err(|e| ConnectError::Connect(e.to_string()))?;
+        manager.open().map_err(|e| ConnectError::Connect(e.to_string()))?;
         let pool = Pool::builder()
             .max_size(max_connections)
             .min_idle(Some(0))
@@ -182,7 +211,7 @@ impl Db {
     /// [`ConnectError::Migrate`] when a migration fails.
     pub fn migrate(&self) -> Result<usize, ConnectError> {
         let mut conn = self.pool.get().map_err(|e| ConnectError::Connect(e.to_string()))?;
-        let applied = match &mut *conn {
+        let applied = match &mut conn.conn {
             AnyConnection::Postgresql(c) => {
                 c.batch_execute("SELECT pg_advisory_lock(727272)").map_err(|e| ConnectError::Migrate(e.to_string()))?;
                 let r = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
@@ -208,7 +237,11 @@ impl Db {
         let pool = self.pool.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
-            f(&mut conn).map_err(repo_error)
+            let done = f(&mut conn.conn);
+            if done.is_ok() {
+                conn.alive_at = std::time::Instant::now();
+            }
+            done.map_err(repo_error)
         })
         .await;
         match joined {

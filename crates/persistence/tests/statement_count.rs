@@ -121,3 +121,30 @@ async fn a_bulk_delete_takes_a_bounded_number_of_statements_on_postgres() -> Tes
         None => Ok(()),
     }
 }
+
+async fn reused(t: TestDb) -> TestResult {
+    set_default_instrumentation(counting)?;
+    // One connection, so the second lookup gets the connection the first one used.
+    let db = Db::connect(&t.url, 1, Duration::from_secs(5))?;
+    db.migrate()?;
+    let uploads = DieselUploadRepository::new(db.clone());
+    uploads.find(UploadId::random()).await?;
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    uploads.find(UploadId::random()).await?;
+    let used = STATEMENTS.load(Ordering::SeqCst) - before;
+    assert_eq!(used, 1, "a connection used just now is handed out without a `SELECT 1` first");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_used_just_now_is_not_pinged_again_on_sqlite() -> TestResult {
+    reused(TestDb::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_used_just_now_is_not_pinged_again_on_postgres() -> TestResult {
+    match TestDb::postgres("a_connection_used_just_now_is_not_pinged_again_on_postgres") {
+        Some(t) => reused(t).await,
+        None => Ok(()),
+    }
+}
