@@ -184,6 +184,13 @@ pub struct Removed {
     pub bytes: u64,
 }
 
+impl std::ops::AddAssign for Removed {
+    fn add_assign(&mut self, other: Self) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+    }
+}
+
 /// The chunked upload use cases.
 pub struct UploadService {
     uploads: Arc<dyn UploadRepository>,
@@ -558,8 +565,7 @@ impl UploadService {
         for batch in old.chunks(1000) {
             let alive = self.uploads.unfinished(batch).await?;
             for id in batch.iter().filter(|id| !alive.contains(id)) {
-                stray.bytes += self.blobs.delete_staging(*id, None).await?;
-                stray.count += 1;
+                stray += Removed { count: 1, bytes: self.blobs.delete_staging(*id, None).await? };
             }
         }
         Ok(stray)
@@ -700,6 +706,13 @@ mod tests {
         Ok(Actor::new(UserId::new(user)?, OrgId::new("acme")?, perms.iter().copied()))
     }
 
+    /// A chunk writer that takes every piece; each test says how it ends.
+    fn accepting_writer() -> MockChunkWriter {
+        let mut w = MockChunkWriter::new();
+        w.expect_write().returning(|_| Ok(()));
+        w
+    }
+
     fn writer(user: &str) -> Result<Actor, crate::ids::InvalidId> {
         actor(user, &[Permission::MediaWrite])
     }
@@ -767,8 +780,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _| {
-            let mut w = MockChunkWriter::new();
-            w.expect_write().returning(|_| Ok(()));
+            let mut w = accepting_writer();
             w.expect_finish().returning(|| Ok(None));
             Ok(Box::new(w))
         });
@@ -867,8 +879,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _| {
-            let mut w = MockChunkWriter::new();
-            w.expect_write().returning(|_| Ok(()));
+            let mut w = accepting_writer();
             w.expect_abandon().times(1).returning(|| ());
             Ok(Box::new(w))
         });
@@ -904,8 +915,7 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _, _| {
-                let mut w = MockChunkWriter::new();
-                w.expect_write().returning(|_| Ok(()));
+                let mut w = accepting_writer();
                 w.expect_finish().returning(|| Ok(Some("opened+part".into())));
                 Ok(Box::new(w))
             });

@@ -247,8 +247,7 @@ pub async fn gc_once(wired: &Wired, blob_grace: chrono::Duration) -> anyhow::Res
     loop {
         let n = wired.uploads.collect_expired(500).await.context("collecting expired uploads")?;
         metrics.gc_removed("uploads", n.count, n.bytes);
-        done.uploads.count += n.count;
-        done.uploads.bytes += n.bytes;
+        done.uploads += n;
         if n.count < 500 {
             break;
         }
@@ -261,12 +260,12 @@ pub async fn gc_once(wired: &Wired, blob_grace: chrono::Duration) -> anyhow::Res
     let keys: Vec<String> = old.iter().map(|b| b.key.clone()).collect();
     let orphans: std::collections::HashSet<String> =
         wired.media_repo.unreferenced_blob_keys(&keys).await.context("checking blob keys")?.into_iter().collect();
-    for blob in old.iter().filter(|b| orphans.contains(&b.key)) {
-        wired.store.delete_blob(&blob.key).await.with_context(|| format!("removing orphan blob {}", blob.key))?;
-        metrics.gc_removed("blobs", 1, blob.size);
-        done.blobs.count += 1;
-        done.blobs.bytes += blob.size;
-    }
+    let orphans: Vec<&StoredBlob> = old.iter().filter(|b| orphans.contains(&b.key)).collect();
+    // One batch (S3: `DeleteObjects`, up to 1000 keys a request), not a request per blob.
+    let keys: Vec<String> = orphans.iter().map(|b| b.key.clone()).collect();
+    wired.store.delete_blobs(&keys).await.context("removing orphan blobs")?;
+    done.blobs = Removed { count: orphans.len(), bytes: orphans.iter().map(|b| b.size).sum() };
+    metrics.gc_removed("blobs", done.blobs.count, done.blobs.bytes);
     Ok(done)
 }
 
