@@ -2,26 +2,16 @@
 //! crash, an upload whose staged bytes fall short of its recorded offset answers 410
 //! (`upload-lost`) to its next chunk and to complete, and makes no media.
 
-use mediabox_tests::{expect_json, expect_problem, sha256_hex, Backend, Res, TestResult, TestServer, ALL};
+use mediabox_tests::{expect_json, expect_problem, on_both_databases, sha256_hex, Res, TestResult, TestServer, ALL};
 use reqwest::StatusCode;
 use serde_json::json;
 
-async fn without_sync(backend: Backend, name: &str) -> Res<Option<TestServer>> {
-    TestServer::start(backend, name, |c| c.fsync = false).await
-}
+on_both_databases!(using start, |c| c.fsync = false;
+    uploads_without_sync_come_back_byte_for_byte,
+    bytes_lost_in_a_crash_answer_410_and_make_no_media,
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_without_sync_come_back_byte_for_byte_sqlite() -> TestResult {
-    uploads_without_sync_come_back_byte_for_byte(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_without_sync_come_back_byte_for_byte_postgres() -> TestResult {
-    uploads_without_sync_come_back_byte_for_byte(Backend::Postgres).await
-}
-
-async fn uploads_without_sync_come_back_byte_for_byte(backend: Backend) -> TestResult {
-    let Some(s) = without_sync(backend, "durability::without_sync").await? else { return Ok(()) };
+async fn uploads_without_sync_come_back_byte_for_byte(s: TestServer) -> TestResult {
     let u = s.as_user("u-1", "acme", ALL);
     let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let m = u.upload(&bytes, 256 * 1024, "a.bin").await?;
@@ -31,18 +21,7 @@ async fn uploads_without_sync_come_back_byte_for_byte(backend: Backend) -> TestR
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bytes_lost_in_a_crash_answer_410_and_make_no_media_sqlite() -> TestResult {
-    bytes_lost_in_a_crash_answer_410_and_make_no_media(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bytes_lost_in_a_crash_answer_410_and_make_no_media_postgres() -> TestResult {
-    bytes_lost_in_a_crash_answer_410_and_make_no_media(Backend::Postgres).await
-}
-
-async fn bytes_lost_in_a_crash_answer_410_and_make_no_media(backend: Backend) -> TestResult {
-    let Some(mut s) = without_sync(backend, "durability::lost").await? else { return Ok(()) };
+async fn bytes_lost_in_a_crash_answer_410_and_make_no_media(mut s: TestServer) -> TestResult {
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let (a, b, c) = {
         let u = s.as_user("u-1", "acme", ALL);

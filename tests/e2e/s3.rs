@@ -3,38 +3,16 @@
 //! one database and one bucket.
 
 use mediabox_tests::{
-    expect_json, expect_problem, md5_hex, png, sha256_hex, Backend, Caller, Res, TestResult, TestServer, ALL,
+    expect_json, expect_problem, md5_hex, on_both_databases, png, sha256_hex, Backend, Caller, Res, TestResult,
+    TestServer, ALL,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// Runs one async test function on S3, with SQLite and with PostgreSQL.
-macro_rules! on_s3 {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() -> mediabox_tests::TestResult {
-                let name = concat!("s3::", stringify!($name));
-                match mediabox_tests::TestServer::start_on_s3(mediabox_tests::Backend::Sqlite, name, |_| {}).await? {
-                    Some(s) => super::$name(s).await,
-                    None => Ok(()),
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() -> mediabox_tests::TestResult {
-                let name = concat!("s3::", stringify!($name));
-                match mediabox_tests::TestServer::start_on_s3(mediabox_tests::Backend::Postgres, name, |_| {}).await? {
-                    Some(s) => super::$name(s).await,
-                    None => Ok(()),
-                }
-            }
-        }
-    )*};
-}
-
 use crate::uploads::a_chunk_racing_completes_never_changes_the_completed_file;
 
-on_s3!(
+// Each on S3, with SQLite and with PostgreSQL.
+on_both_databases!(using start_on_s3, |_| {};
     uploads_in_small_and_large_chunks_download_identical_with_range_etag_and_304,
     a_chunk_racing_completes_never_changes_the_completed_file,
     gc_runs_at_once_while_uploads_complete_lose_nothing,

@@ -50,19 +50,28 @@ impl Drop for TestServer {
     }
 }
 
-/// Runs one async test function on SQLite and on PostgreSQL.
+/// Runs one async test function on SQLite and on PostgreSQL, each with a server of its
+/// own. `on_both_databases!(using start_on_s3, |c| ...; names)` picks the starter (S3)
+/// and changes the configuration first; a backend that is skipped runs nothing.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_databases!(using start, |_| {}; $($name),*);
+    };
+    (using $start:ident, $tweak:expr; $($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() -> $crate::TestResult {
-                let s = $crate::TestServer::start($crate::Backend::Sqlite, stringify!($name), |_| {}).await?;
-                super::$name(s.expect("sqlite always runs")).await
+                let name = concat!(module_path!(), "::sqlite");
+                match $crate::TestServer::$start($crate::Backend::Sqlite, name, $tweak).await? {
+                    Some(s) => super::$name(s).await,
+                    None => Ok(()),
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() -> $crate::TestResult {
-                match $crate::TestServer::start($crate::Backend::Postgres, stringify!($name), |_| {}).await? {
+                let name = concat!(module_path!(), "::postgres");
+                match $crate::TestServer::$start($crate::Backend::Postgres, name, $tweak).await? {
                     Some(s) => super::$name(s).await,
                     None => Ok(()),
                 }
