@@ -125,13 +125,18 @@ impl FsChunkWriter {
         Ok(())
     }
 
+    /// The file, to hand to a blocking thread (which gives it back).
+    fn take_file(&mut self) -> Result<std::fs::File, StoreError> {
+        self.file.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))
+    }
+
     /// Starts writing the gathered batch, once the one before it is written.
     async fn send_batch(&mut self) -> Result<(), StoreError> {
         self.land().await?;
         if self.batch.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))?;
+        let mut file = self.take_file()?;
         let batch = std::mem::take(&mut self.batch);
         self.batched = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
@@ -158,7 +163,7 @@ impl ChunkWriter for FsChunkWriter {
         self.send_batch().await?;
         self.land().await?;
         if self.fsync {
-            let file = self.file.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))?;
+            let file = self.take_file()?;
             let file = tokio::task::spawn_blocking(move || file.sync_data().map(|()| file))
                 .await
                 .map_err(join_error)?
