@@ -8,6 +8,7 @@
 # Usage: bench/s3.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${1:-3}
 S3FS=$(scripts/tools.sh s3s-fs)
 cargo build --release --bin mediabox --bin upload-bench >/dev/null 2>&1
@@ -16,7 +17,6 @@ DIR=$(mktemp -d /tmp/mediabox-bench-s3.XXXXXX)
 S3PID=""
 PID=""
 trap 'kill $PID $S3PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 PORT=$(free_port)
 mkdir -p "$DIR/s3/bench"
@@ -38,10 +38,6 @@ start_server() {
   TOKEN=$(MEDIABOX_JWT_SECRET=bench ./target/release/mediabox token --sub bench --org bench --perm media:read,media:write)
 }
 stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; rm -rf "$DIR/s3/bench"/*; }
-rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-# median (min-max) of numbers given as arguments
-stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%s (%s-%s)", v[int((NR+1)/2)], v[1], v[NR]}'; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "s3s-fs 0.14.1 on loopback over $DIR/s3; mediabox release on SQLite; $RUNS runs each, alternating"
@@ -49,25 +45,24 @@ echo
 
 large() { # bytes
   local ceiling=() ceiling4=() ours=() rss=() r i
+  ceilings() {
+    r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 1); ceiling+=("$(field "$r" MB/s)")
+    r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 4); ceiling4+=("$(field "$r" MB/s)")
+  }
   for i in $(seq 1 "$RUNS"); do
-    if [ $((i % 2)) = 1 ]; then
-      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 1); ceiling+=("$(field "$r" MB/s)")
-      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 4); ceiling4+=("$(field "$r" MB/s)")
-    fi
+    # Alternating: ceilings first on odd runs, last on even ones.
+    if [ $((i % 2)) = 1 ]; then ceilings "$1"; fi
     start_server
     r=$($BENCH large "$URL" "$TOKEN" "$1" 16777216); ours+=("$(field "$r" MB/s)")
     rss+=("$(rss_mib)")
     stop_server
-    if [ $((i % 2)) = 0 ]; then
-      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 1); ceiling+=("$(field "$r" MB/s)")
-      r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 4); ceiling4+=("$(field "$r" MB/s)")
-    fi
+    if [ $((i % 2)) = 0 ]; then ceilings "$1"; fi
   done
   local mb=$(( $1 / 1048576 ))
   local m c c4
-  m=$(printf '%s\n' "${ours[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-  c=$(printf '%s\n' "${ceiling[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-  c4=$(printf '%s\n' "${ceiling4[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  m=$(median "${ours[@]}")
+  c=$(median "${ceiling[@]}")
+  c4=$(median "${ceiling4[@]}")
   echo "| $mb MiB in 16 MiB chunks | $(stats "${ours[@]}") MB/s | $(stats "${ceiling[@]}") MB/s | $(stats "${ceiling4[@]}") MB/s | $(awk "BEGIN {printf \"%.2fx / %.2fx\", $m/$c, $m/$c4}") | $(stats "${rss[@]}") MiB |"
 }
 

@@ -10,6 +10,7 @@
 # Usage: bench/side-by-side.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${1:-3}
 RUSTUS=$(scripts/tools.sh rustus)
 cargo build --release --bin mediabox --bin upload-bench >/dev/null 2>&1
@@ -17,10 +18,6 @@ BENCH=./target/release/upload-bench
 DIR=$(mktemp -d /tmp/mediabox-side.XXXXXX)
 PID=""
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-med() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%s (%s-%s)", v[int((NR+1)/2)], v[1], v[NR]}'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 start() { # server
   rm -rf "$DIR/data"; mkdir -p "$DIR/data"
@@ -45,7 +42,6 @@ start() { # server
   echo "server $1 did not start" >&2; cat "$DIR/out.log" >&2; exit 1
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
-rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
 
 run() { # server scenario -> "value rss"
   start "$1"
@@ -84,6 +80,6 @@ for sc in L M S; do
   done
   unit="MB/s"; [ "$sc" != L ] && unit="files/s"
   a=$(median ${val[mediabox-fsync]}); b=$(median ${val[mediabox-nosync]}); c=$(median ${val[rustus]})
-  echo "| $sc ($unit) | $(med ${val[mediabox-fsync]}) | $(med ${val[mediabox-nosync]}) | $(med ${val[rustus]}) | $(awk "BEGIN {printf \"%.2fx\", $a/$c}") | $(awk "BEGIN {printf \"%.2fx\", $b/$c}") | $(median ${rss[mediabox-fsync]}), $(median ${rss[mediabox-nosync]}), $(median ${rss[rustus]}) |"
+  echo "| $sc ($unit) | $(stats ${val[mediabox-fsync]}) | $(stats ${val[mediabox-nosync]}) | $(stats ${val[rustus]}) | $(awk "BEGIN {printf \"%.2fx\", $a/$c}") | $(awk "BEGIN {printf \"%.2fx\", $b/$c}") | $(median ${rss[mediabox-fsync]}), $(median ${rss[mediabox-nosync]}), $(median ${rss[rustus]}) |"
   unset val rss
 done

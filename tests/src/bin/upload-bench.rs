@@ -109,6 +109,63 @@ async fn tus_patch(http: &reqwest::Client, upload: &str, offset: u64, data: Vec<
     assert!(r.status().is_success(), "tus patch: {}", r.status());
 }
 
+/// One file's chunks in order, each made on a blocking thread while the one before it is
+/// sent: the client must not be what a run measures.
+struct Chunks {
+    seed: u64,
+    bytes: u64,
+    chunk: u64,
+    start: u64,
+    index: u64,
+    next: Option<tokio::task::JoinHandle<Vec<u8>>>,
+}
+
+impl Chunks {
+    fn new(seed: u64, bytes: u64, chunk: u64) -> Self {
+        let mut c = Self { seed, bytes, chunk, start: 0, index: 0, next: None };
+        c.next = c.make(0, 0);
+        c
+    }
+
+    fn make(&self, index: u64, start: u64) -> Option<tokio::task::JoinHandle<Vec<u8>>> {
+        let (seed, len) = (self.seed, usize::try_from(self.chunk.min(self.bytes.checked_sub(start)?)).unwrap());
+        (len > 0).then(|| tokio::task::spawn_blocking(move || chunk_bytes(seed, index, len)))
+    }
+
+    /// The next chunk and where it starts.
+    async fn next(&mut self) -> Option<(u64, Vec<u8>)> {
+        let data = self.next.take()?.await.unwrap();
+        let start = self.start;
+        self.start += data.len() as u64;
+        self.index += 1;
+        self.next = self.make(self.index, self.start);
+        Some((start, data))
+    }
+}
+
+/// `count` distinct files of `size` bytes, sent by `send` from `clients` at once.
+async fn each_file<F, Fut>(seed: u64, count: u64, size: usize, clients: usize, send: F)
+where
+    F: Fn(u64, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let files: Vec<(u64, Vec<u8>)> = (0..count).map(|i| (i, chunk_bytes(seed, i, size))).collect();
+    futures_util::stream::iter(files).for_each_concurrent(clients, |(i, data)| send(i, data)).await;
+}
+
+/// Prints the run's one line: its time and its rate (`MB/s` of `bytes`, or `files/s`).
+fn report(started: Instant, bytes: Option<u64>, files: Option<u64>) {
+    let secs = started.elapsed().as_secs_f64();
+    let mut line = json!({"seconds": (secs * 100.0).round() / 100.0});
+    if let Some(b) = bytes {
+        line["MB/s"] = json!((b as f64 / secs / 1e6).round());
+    }
+    if let Some(n) = files {
+        line["files/s"] = json!((n as f64 / secs).round());
+    }
+    println!("{line}");
+}
+
 /// A client of the benchmark's s3s-fs, with the test server's credentials.
 fn s3_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
     object_store::aws::AmazonS3Builder::new()
@@ -129,60 +186,35 @@ async fn main() {
     let (url, token) = (args[2].clone(), args[3].clone());
     let seed = u64::from(std::process::id())
         ^ u64::from(std::time::SystemTime::now().elapsed().map_or(0, |d| d.subsec_nanos()));
+    let num = |i: usize| -> u64 { args[i].parse().unwrap() };
     match args[1].as_str() {
         "large" => {
-            let (bytes, chunk): (u64, u64) = (args[4].parse().unwrap(), args[5].parse().unwrap());
+            let (bytes, chunk) = (num(4), num(5));
             let started = Instant::now();
             let mut id: Option<String> = None;
-            let (mut start, mut i) = (0, 0);
-            // The next chunk is made while this one is sent.
-            let make = |i: u64, start: u64| {
-                let len = usize::try_from(chunk.min(bytes - start)).unwrap();
-                tokio::task::spawn_blocking(move || chunk_bytes(seed, i, len))
-            };
-            let mut next = make(0, 0);
-            while start < bytes {
-                let data = next.await.unwrap();
-                let len = data.len() as u64;
-                if start + len < bytes {
-                    next = make(i + 1, start + len);
-                } else {
-                    next = tokio::task::spawn_blocking(Vec::new);
-                }
+            let mut chunks = Chunks::new(seed, bytes, chunk);
+            while let Some((start, data)) = chunks.next().await {
                 id = Some(send_chunk(&http, &url, &token, id.as_deref(), start, data, bytes).await);
-                start += len;
-                i += 1;
             }
             complete(&http, &url, &token, id.as_deref().unwrap()).await;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "{}",
-                json!({"seconds": (secs * 100.0).round() / 100.0, "MB/s": (bytes as f64 / secs / 1e6).round()})
-            );
+            report(started, Some(bytes), None);
         }
         "small" => {
-            let (count, size, clients): (u64, usize, usize) =
-                (args[4].parse().unwrap(), args[5].parse().unwrap(), args[6].parse().unwrap());
-            let files: Vec<Vec<u8>> = (0..count).map(|i| chunk_bytes(seed, i, size)).collect();
+            let (count, size, clients) = (num(4), usize::try_from(num(5)).unwrap(), usize::try_from(num(6)).unwrap());
             let started = Instant::now();
-            futures_util::stream::iter(files)
-                .for_each_concurrent(clients, |data| {
-                    let (http, url, token) = (&http, &url, &token);
-                    async move {
-                        let total = data.len() as u64;
-                        let id = send_chunk(http, url, token, None, 0, data, total).await;
-                        complete(http, url, token, &id).await;
-                    }
-                })
-                .await;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "{}",
-                json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
-            );
+            each_file(seed, count, size, clients, |_, data| {
+                let (http, url, token) = (&http, &url, &token);
+                async move {
+                    let total = data.len() as u64;
+                    let id = send_chunk(http, url, token, None, 0, data, total).await;
+                    complete(http, url, token, &id).await;
+                }
+            })
+            .await;
+            report(started, None, Some(count));
         }
         "delete" => {
-            let (count, clients): (u64, usize) = (args[4].parse().unwrap(), args[5].parse().unwrap());
+            let (count, clients) = (num(4), usize::try_from(num(5)).unwrap());
             let uuids: Vec<String> = futures_util::stream::iter(0..count)
                 .map(|i| {
                     let (http, url, token) = (&http, &url, &token);
@@ -213,96 +245,59 @@ async fn main() {
             );
         }
         "tus-large" => {
-            let (bytes, chunk): (u64, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
+            let (bytes, chunk) = (num(3), num(4));
             let started = Instant::now();
-            let upload = tus_create(&http, &args[2], bytes).await;
-            let (mut start, mut i) = (0, 0);
-            let make = |i: u64, start: u64| {
-                let len = usize::try_from(chunk.min(bytes - start)).unwrap();
-                tokio::task::spawn_blocking(move || chunk_bytes(seed, i, len))
-            };
-            let mut next = make(0, 0);
-            while start < bytes {
-                let data = next.await.unwrap();
-                let len = data.len() as u64;
-                next =
-                    if start + len < bytes { make(i + 1, start + len) } else { tokio::task::spawn_blocking(Vec::new) };
+            let upload = tus_create(&http, &url, bytes).await;
+            let mut chunks = Chunks::new(seed, bytes, chunk);
+            while let Some((start, data)) = chunks.next().await {
                 tus_patch(&http, &upload, start, data).await;
-                start += len;
-                i += 1;
             }
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "{}",
-                json!({"seconds": (secs * 100.0).round() / 100.0, "MB/s": (bytes as f64 / secs / 1e6).round()})
-            );
+            report(started, Some(bytes), None);
         }
         "tus-small" => {
-            let (count, size, clients): (u64, usize, usize) =
-                (args[3].parse().unwrap(), args[4].parse().unwrap(), args[5].parse().unwrap());
-            let files: Vec<Vec<u8>> = (0..count).map(|i| chunk_bytes(seed, i, size)).collect();
+            let (count, size, clients) = (num(3), usize::try_from(num(4)).unwrap(), usize::try_from(num(5)).unwrap());
             let started = Instant::now();
-            futures_util::stream::iter(files)
-                .for_each_concurrent(clients, |data| {
-                    let (http, url) = (&http, &args[2]);
-                    async move {
-                        let upload = tus_create(http, url, data.len() as u64).await;
-                        tus_patch(http, &upload, 0, data).await;
-                    }
-                })
-                .await;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "{}",
-                json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
-            );
+            each_file(seed, count, size, clients, |_, data| {
+                let (http, url) = (&http, &url);
+                async move {
+                    let upload = tus_create(http, url, data.len() as u64).await;
+                    tus_patch(http, &upload, 0, data).await;
+                }
+            })
+            .await;
+            report(started, None, Some(count));
         }
         "s3-small" => {
             use object_store::ObjectStoreExt;
             let store = s3_client(&args[2], &args[3]);
-            let (count, size, clients): (u64, usize, usize) =
-                (args[4].parse().unwrap(), args[5].parse().unwrap(), args[6].parse().unwrap());
-            let files: Vec<Vec<u8>> = (0..count).map(|i| chunk_bytes(seed, i, size)).collect();
+            let (count, size, clients) = (num(4), usize::try_from(num(5)).unwrap(), usize::try_from(num(6)).unwrap());
             let started = Instant::now();
-            futures_util::stream::iter(files.into_iter().enumerate())
-                .for_each_concurrent(clients, |(i, data)| {
-                    let store = &store;
-                    async move {
-                        let path = object_store::path::Path::from(format!("ceiling/{seed}/{i}"));
-                        store.put(&path, data.into()).await.expect("put");
-                    }
-                })
-                .await;
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "{}",
-                json!({"seconds": (secs * 100.0).round() / 100.0, "files/s": (count as f64 / secs).round()})
-            );
+            each_file(seed, count, size, clients, |i, data| {
+                let store = &store;
+                async move {
+                    let path = object_store::path::Path::from(format!("ceiling/{seed}/{i}"));
+                    store.put(&path, data.into()).await.expect("put");
+                }
+            })
+            .await;
+            report(started, None, Some(count));
         }
         "s3-put" => {
             use object_store::ObjectStoreExt;
             let store = s3_client(&args[2], &args[3]);
-            let (bytes, chunk, in_flight): (u64, u64, usize) =
-                (args[4].parse().unwrap(), args[5].parse().unwrap(), args[6].parse().unwrap());
+            let (bytes, chunk, in_flight) = (num(4), num(5), usize::try_from(num(6)).unwrap());
             let path = object_store::path::Path::from(format!("ceiling/{seed}"));
             let started = Instant::now();
             let upload = store.put_multipart(&path).await.expect("create multipart");
             let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, usize::try_from(chunk).unwrap());
-            let (mut start, mut i) = (0, 0);
-            while start < bytes {
-                let len = chunk.min(bytes - start);
+            let mut chunks = Chunks::new(seed, bytes, chunk);
+            while let Some((_, data)) = chunks.next().await {
                 w.wait_for_capacity(in_flight).await.expect("part");
-                w.write(&chunk_bytes(seed, i, usize::try_from(len).unwrap()));
-                start += len;
-                i += 1;
+                w.write(&data);
             }
             w.finish().await.expect("complete multipart");
-            let secs = started.elapsed().as_secs_f64();
+            report(started, Some(bytes), None);
             store.delete(&path).await.expect("delete");
-            println!(
-                "{}",
-                json!({"seconds": (secs * 100.0).round() / 100.0, "MB/s": (bytes as f64 / secs / 1e6).round()})
-            );
         }
         other => panic!("unknown mode {other}"),
     }
