@@ -13,5 +13,6 @@ mod gallery;
 mod media;
 mod ops;
 mod races;
+mod renditions;
 mod s3;
 mod uploads;

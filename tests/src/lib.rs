@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub mod images;
+
 use mediabox::{Config, Running};
 use mediabox_persistence::testing::TestDb;
 use mediabox_storage::testing::S3Server;

@@ -11,6 +11,8 @@ pub mod ids;
 pub mod media;
 pub mod page;
 pub mod ports;
+pub mod render;
+pub mod rendition;
 pub mod sniff;
 pub mod upload;
 

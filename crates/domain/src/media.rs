@@ -328,8 +328,9 @@ impl MediaService {
         unique.dedup();
         let outcome = self.media.delete(&deleter, &unique).await?;
         if !outcome.released.is_empty() {
-            // A failure leaves orphan blobs for gc; the delete itself has happened.
-            let _ = self.blobs.delete_blobs(&outcome.released).await;
+            // The blobs and their renditions (whose rows went with the blobs' rows). A
+            // failure leaves orphan blobs for gc; the delete itself has happened.
+            let _ = self.blobs.delete_blobs(&crate::rendition::with_renditions(&outcome.released)).await;
         }
         Ok(outcome)
     }
@@ -364,7 +365,12 @@ mod tests {
             })
         });
         let mut blobs = MockBlobStore::new();
-        blobs.expect_delete_blobs().withf(|k| k == ["k1"]).times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+        blobs
+            .expect_delete_blobs()
+            .withf(|k| k == ["k1", "k1.thumb", "k1.preview"])
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
         service(repo, blobs).delete_one(&actor(&[Permission::MediaDelete])?, u).await?;
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::event::{Event, EventPatch, NewEvent, RemoveManagerOutcome};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{DeleteOutcome, Deleter, Media, NewMedia};
 use crate::page::{Page, PageRequest};
+use crate::rendition::{RenditionRecord, Variant};
 use crate::upload::{ChunkAdvance, Upload};
 
 /// A stream of bytes going out of the store.
@@ -65,8 +66,28 @@ pub trait MediaRepository: Send + Sync {
     /// `RepoError` when the database fails (then nothing is deleted).
     async fn delete(&self, deleter: &Deleter, uuids: &[uuid::Uuid]) -> Result<DeleteOutcome, RepoError>;
 
+    /// What is recorded of rendition `variant` of blob `blob_key`.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn find_rendition(&self, blob_key: &str, variant: Variant) -> Result<Option<RenditionRecord>, RepoError>;
+
+    /// Records a rendition of blob `blob_key` (owned by the blob's row: deleting it
+    /// deletes the record). When one is recorded already (another instance made it
+    /// too), keeps that one.
+    /// # Errors
+    /// `Ok(false)` when the blob's row is gone (its last media was deleted): nothing is
+    /// recorded. `RepoError` when the database fails.
+    async fn save_rendition(
+        &self,
+        blob_key: &str,
+        variant: Variant,
+        record: &RenditionRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
     /// Those of `keys` that no blob row names, nor any upload still in progress: blobs
-    /// in the store that nothing will ever read.
+    /// in the store that nothing will ever read. A rendition's key
+    /// ([`crate::rendition::rendition_key`]) counts as named when its original's is.
     /// # Errors
     /// `RepoError` when the database fails.
     async fn unreferenced_blob_keys(&self, keys: &[String]) -> Result<Vec<String>, RepoError>;
@@ -329,6 +350,11 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// `NotFound` when the blob does not exist.
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError>;
+    /// Stores `bytes` whole as blob `key` (something the service made: a rendition),
+    /// replacing one stored before. Readers see the old bytes or the new, never a part.
+    /// # Errors
+    /// `StoreError` when they cannot be stored.
+    async fn put_blob(&self, key: &str, bytes: Bytes) -> Result<(), StoreError>;
     /// Removes blob `key`; a missing one is not an error.
     /// # Errors
     /// `StoreError` when it cannot be removed.

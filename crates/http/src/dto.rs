@@ -42,11 +42,24 @@ pub struct MediaDto {
     pub created_at: String,
     /// A signed, expiring download URL that needs no bearer header.
     pub file: String,
+    /// A signed, expiring URL of the thumbnail (fits in 320x320; JPEG, or PNG where the
+    /// image has transparency); `null` when the media is not a raster image.
+    pub thumbnail: Option<String>,
+    /// Likewise, the preview (fits in 1600x1600).
+    pub preview: Option<String>,
+}
+
+/// A media's signed URLs.
+#[derive(Debug, Clone)]
+pub struct MediaLinks {
+    pub file: String,
+    pub thumbnail: Option<String>,
+    pub preview: Option<String>,
 }
 
 impl MediaDto {
     #[must_use]
-    pub fn new(m: Media, file: String) -> Self {
+    pub fn new(m: Media, links: MediaLinks) -> Self {
         Self {
             id: m.id.get(),
             uuid: m.uuid.to_string(),
@@ -61,7 +74,9 @@ impl MediaDto {
             width: m.width,
             height: m.height,
             created_at: rfc3339(m.created_at),
-            file,
+            file: links.file,
+            thumbnail: links.thumbnail,
+            preview: links.preview,
         }
     }
 }

@@ -9,6 +9,7 @@ use mediabox_domain::catalog::CatalogError;
 use mediabox_domain::error::{Forbidden, RepoError, StoreError};
 use mediabox_domain::event::EventError;
 use mediabox_domain::media::{DeleteMediaError, GetMediaError, Reference};
+use mediabox_domain::rendition::RenditionError;
 use mediabox_domain::upload::{ChunkError, CompleteError, UploadError};
 use serde_json::{json, Map, Value};
 
@@ -271,6 +272,23 @@ impl From<GetMediaError> for ApiError {
             .header("Content-Range", format!("bytes */{size}")),
             GetMediaError::Repository(r) => r.into(),
             GetMediaError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<RenditionError> for ApiError {
+    fn from(e: RenditionError) -> Self {
+        let detail = e.to_string();
+        let unprocessable =
+            |kind| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, kind, "Unprocessable Entity", detail);
+        match e {
+            RenditionError::NoRendition(_) => ApiError::not_found(e.to_string()),
+            RenditionError::TooLarge { .. } | RenditionError::FileTooLarge { .. } => unprocessable("image-too-large"),
+            RenditionError::NotDecodable => unprocessable("image-not-decodable"),
+            RenditionError::NotFound => ApiError::not_found("no such media"),
+            RenditionError::RangeNotSatisfiable { size } => GetMediaError::RangeNotSatisfiable { size }.into(),
+            RenditionError::Repository(r) => r.into(),
+            RenditionError::Store(s) => s.into(),
         }
     }
 }

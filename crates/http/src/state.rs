@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use mediabox_domain::catalog::CatalogService;
 use mediabox_domain::event::EventService;
 use mediabox_domain::media::MediaService;
+use mediabox_domain::rendition::RenditionService;
 use mediabox_domain::upload::UploadService;
 
 use crate::auth::AuthConfig;
@@ -24,6 +25,7 @@ pub trait Readiness: Send + Sync {
 pub struct AppState {
     pub uploads: Arc<UploadService>,
     pub media: Arc<MediaService>,
+    pub renditions: Arc<RenditionService>,
     pub events: Arc<EventService>,
     pub catalog: Arc<CatalogService>,
     pub auth: Arc<AuthConfig>,

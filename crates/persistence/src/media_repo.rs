@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use mediabox_domain::media::{DeleteOutcome, Deleter, Media, Reference};
 use mediabox_domain::ports::MediaRepository;
+use mediabox_domain::rendition::{owner_key, RenditionRecord, Variant};
 use mediabox_domain::{MediaId, OrgId, RepoError};
 
-use crate::connection::{as_pg, AnyConnection, Db};
-use crate::rows::MediaRow;
-use crate::schema::{blobs, catalog_item_media, catalog_items, events, gallery_items, media, uploads};
+use crate::connection::{as_pg, is_fk_violation, AnyConnection, Db};
+use crate::rows::{MediaRow, RenditionRow};
+use crate::schema::{blobs, catalog_item_media, catalog_items, events, gallery_items, media, renditions, uploads};
 
 /// Media rows through diesel.
 #[derive(Debug, Clone)]
@@ -214,21 +215,59 @@ impl MediaRepository for DieselMediaRepository {
         self.db.tx(move |c| delete_media(c, &deleter, &uuids)).await
     }
 
+    async fn find_rendition(&self, blob_key: &str, variant: Variant) -> Result<Option<RenditionRecord>, RepoError> {
+        let blob_key = blob_key.to_owned();
+        self.db
+            .run(move |c| {
+                let row: Option<RenditionRow> = renditions::table
+                    .filter(renditions::blob_key.eq(&blob_key))
+                    .filter(renditions::variant.eq(variant.as_str()))
+                    .first(c)
+                    .optional()?;
+                row.map(|r| RenditionRecord::try_from(r).map_err(Into::into)).transpose()
+            })
+            .await
+    }
+
+    async fn save_rendition(
+        &self,
+        blob_key: &str,
+        variant: Variant,
+        record: &RenditionRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepoError> {
+        let row = RenditionRow::new(blob_key, variant, record, now).map_err(crate::connection::repo_error)?;
+        self.db
+            .run(move |c| match diesel::insert_into(renditions::table).values(&row).execute(c) {
+                Ok(_) => Ok(true),
+                // The blob's row is gone: its last media was deleted.
+                Err(e) if is_fk_violation(&e) => Ok(false),
+                // Recorded already (made by another instance too): that one stays.
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            })
+            .await
+    }
+
     async fn unreferenced_blob_keys(&self, keys: &[String]) -> Result<Vec<String>, RepoError> {
         let keys = keys.to_vec();
         self.db
             .run(move |c| {
                 let mut out = Vec::new();
                 for batch in keys.chunks(5000) {
+                    // A rendition is kept as long as its original is.
+                    let owners: Vec<&str> = batch.iter().map(|k| owner_key(k)).collect();
                     let known: HashSet<String> = blobs::table
-                        .filter(blobs::blob_key.eq_any(batch))
+                        .filter(blobs::blob_key.eq_any(&owners))
                         .select(blobs::blob_key)
                         .load::<String>(c)?
                         .into_iter()
                         .collect();
                     // Keys of uploads still completing are kept.
                     let uploads_of: Vec<String> =
-                        batch.iter().filter_map(|k| upload_of_key(k)).map(|u| u.to_string()).collect();
+                        owners.iter().filter_map(|k| upload_of_key(k)).map(|u| u.to_string()).collect();
                     let pending: HashSet<String> = uploads::table
                         .filter(uploads::id.eq_any(&uploads_of))
                         .filter(uploads::media_id.is_null())
@@ -241,8 +280,9 @@ impl MediaRepository for DieselMediaRepository {
                         batch
                             .iter()
                             .filter(|k| {
-                                !known.contains(*k)
-                                    && upload_of_key(k).is_none_or(|u| !pending.contains(&u.simple().to_string()))
+                                let owner = owner_key(k);
+                                !known.contains(owner)
+                                    && upload_of_key(owner).is_none_or(|u| !pending.contains(&u.simple().to_string()))
                             })
                             .cloned(),
                     );

@@ -6,10 +6,11 @@ use diesel::prelude::*;
 use mediabox_domain::event::Event;
 use mediabox_domain::ids::InvalidId;
 use mediabox_domain::media::{Media, MediaKind, NewMedia};
+use mediabox_domain::rendition::{Rendition, RenditionRecord, Variant};
 use mediabox_domain::upload::Upload;
 use mediabox_domain::{EventId, MediaId, OrgId, UploadId, UserId};
 
-use crate::schema::{events, media, uploads};
+use crate::schema::{events, media, renditions, uploads};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RowError {
@@ -256,4 +257,73 @@ pub(crate) struct EventChanges {
     pub(crate) description: Option<Option<String>>,
     pub(crate) starts_at: Option<Option<NaiveDateTime>>,
     pub(crate) ends_at: Option<Option<NaiveDateTime>>,
+}
+
+/// A `renditions` row: a made rendition (`status = 'ready'`, every column set) or the
+/// record that none can be made.
+#[derive(Debug, Queryable, Insertable)]
+#[diesel(table_name = renditions)]
+pub(crate) struct RenditionRow {
+    blob_key: String,
+    variant: String,
+    status: String,
+    content_type: Option<String>,
+    size: Option<i64>,
+    sha256: Option<String>,
+    width: Option<i32>,
+    height: Option<i32>,
+    created_at: NaiveDateTime,
+}
+
+const READY: &str = "ready";
+const NOT_DECODABLE: &str = "not-decodable";
+
+impl RenditionRow {
+    pub(crate) fn new(
+        blob_key: &str,
+        variant: Variant,
+        record: &RenditionRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Self, diesel::result::Error> {
+        let dim = |v: u32| i32::try_from(v).map_err(|_| RowError::Value("rendition dimension"));
+        let mut row = Self {
+            blob_key: blob_key.to_owned(),
+            variant: variant.as_str().to_owned(),
+            status: NOT_DECODABLE.to_owned(),
+            content_type: None,
+            size: None,
+            sha256: None,
+            width: None,
+            height: None,
+            created_at: now.naive_utc(),
+        };
+        if let RenditionRecord::Ready(r) = record {
+            row.status = READY.to_owned();
+            row.content_type = Some(r.content_type.clone());
+            row.size = Some(to_i64(r.size)?);
+            row.sha256 = Some(r.sha256.clone());
+            row.width = Some(dim(r.width)?);
+            row.height = Some(dim(r.height)?);
+        }
+        Ok(row)
+    }
+}
+
+impl TryFrom<RenditionRow> for RenditionRecord {
+    type Error = RowError;
+    fn try_from(r: RenditionRow) -> Result<Self, RowError> {
+        if r.status != READY {
+            return Ok(RenditionRecord::NotDecodable);
+        }
+        let need = |v: Option<u32>, col| v.ok_or(RowError::Value(col));
+        Ok(RenditionRecord::Ready(Rendition {
+            variant: Variant::parse(&r.variant).ok_or(RowError::Value("renditions.variant"))?,
+            content_type: r.content_type.ok_or(RowError::Value("renditions.content_type"))?,
+            size: to_u64(r.size.ok_or(RowError::Value("renditions.size"))?, "renditions.size")?,
+            sha256: r.sha256.ok_or(RowError::Value("renditions.sha256"))?,
+            width: need(to_u32(r.width, "renditions.width")?, "renditions.width")?,
+            height: need(to_u32(r.height, "renditions.height")?, "renditions.height")?,
+            blob_key: r.blob_key,
+        }))
+    }
 }

@@ -29,6 +29,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    renditions (blob_key, variant) {
+        blob_key -> Text,
+        variant -> Text,
+        status -> Text,
+        content_type -> Nullable<Text>,
+        size -> Nullable<BigInt>,
+        sha256 -> Nullable<Text>,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     catalog_items (id) {
         id -> BigInt,
         org -> Text,
@@ -107,6 +121,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_managers,
     gallery_items,
     blobs,
+    renditions,
     catalog_items,
     catalog_item_media
 );

@@ -31,6 +31,8 @@ pub struct Config {
     pub db_timeout_secs: u64,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// Images whose header claims more pixels get no rendition (422).
+    pub max_image_pixels: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +60,7 @@ struct FileConfig {
     gc_interval_secs: Option<u64>,
     db_timeout_secs: Option<u64>,
     workers: Option<usize>,
+    max_image_pixels: Option<u64>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -120,6 +123,7 @@ impl Config {
             gc_interval_secs: env_parse("GC_INTERVAL_SECS")?.or(f.gc_interval_secs).unwrap_or(600),
             db_timeout_secs: env_parse("DB_TIMEOUT_SECS")?.or(f.db_timeout_secs).unwrap_or(3),
             workers: env_parse("WORKERS")?.or(f.workers),
+            max_image_pixels: env_parse("MAX_IMAGE_PIXELS")?.or(f.max_image_pixels).unwrap_or(100_000_000),
             data_dir,
         })
     }
@@ -146,6 +150,7 @@ impl Config {
             gc_interval_secs: 600,
             db_timeout_secs: 3,
             workers: None,
+            max_image_pixels: 100_000_000,
         }
     }
 }

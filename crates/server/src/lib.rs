@@ -17,6 +17,7 @@ use mediabox_domain::catalog::CatalogService;
 use mediabox_domain::event::EventService;
 use mediabox_domain::media::MediaService;
 use mediabox_domain::ports::{BlobStore, Clock, MediaRepository, StoredBlob, SystemClock};
+use mediabox_domain::rendition::{RenditionLimits, RenditionService};
 use mediabox_domain::upload::{Removed, UploadLimits, UploadService};
 use mediabox_http::auth::AuthConfig;
 use mediabox_http::metrics::Metrics;
@@ -159,7 +160,13 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     ));
     let state = web::Data::new(AppState {
         uploads: uploads.clone(),
-        media: Arc::new(MediaService::new(media_repo.clone(), blobs)),
+        media: Arc::new(MediaService::new(media_repo.clone(), blobs.clone())),
+        renditions: Arc::new(RenditionService::new(
+            media_repo.clone(),
+            blobs,
+            clock.clone(),
+            RenditionLimits { max_pixels: config.max_image_pixels, ..RenditionLimits::default() },
+        )),
         events: Arc::new(EventService::new(
             Arc::new(DieselEventRepository::new(db.clone())),
             media_repo.clone(),

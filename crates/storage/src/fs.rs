@@ -39,12 +39,16 @@ fn lower_hex(s: &str) -> bool {
 }
 
 /// A blob key: an upload id (32 hex digits), or as made before, a SHA-256 in hex
-/// optionally followed by `-` and an upload id. Never a path from outside.
+/// optionally followed by `-` and an upload id; either may be followed by `.thumb` or
+/// `.preview` (a rendition of it). Never a path from outside.
 pub(crate) fn valid_key(key: &str) -> Result<&str, StoreError> {
     let hex_of = |s: &str, n: usize| s.len() == n && lower_hex(s);
-    let ok = match key.split_once('-') {
+    let ok = match mediabox_domain::rendition::owner_key(key).split_once('-') {
         Some((sha, upload)) => hex_of(sha, 64) && hex_of(upload, 32),
-        None => hex_of(key, 32) || hex_of(key, 64),
+        None => {
+            let owner = mediabox_domain::rendition::owner_key(key);
+            hex_of(owner, 32) || hex_of(owner, 64)
+        }
     };
     if ok {
         Ok(key)
@@ -336,6 +340,38 @@ impl BlobStore for FsBlobStore {
             }
         });
         Ok(Box::pin(stream))
+    }
+
+    async fn put_blob(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let blob = self.blob_path(key)?;
+        // Written under a fresh upload-id name in staging and renamed into place: readers
+        // never see a part, and a crash leaves a stray staging file that gc removes.
+        let temp = self.staging_path(UploadId::from_uuid(uuid::Uuid::new_v4()));
+        let fsync = self.fsync;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
+            std::fs::create_dir_all(dir)?;
+            let written = (|| {
+                let mut file = std::fs::File::create(&temp)?;
+                file.write_all(&bytes)?;
+                if fsync {
+                    file.sync_data()?;
+                }
+                std::fs::rename(&temp, &blob)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            written?;
+            if fsync {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(other)
     }
 
     async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {

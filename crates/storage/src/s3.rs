@@ -491,6 +491,11 @@ impl BlobStore for S3BlobStore {
         Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
     }
 
+    async fn put_blob(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        // One PUT: S3 shows a whole object or none.
+        self.s3.put(&blob_path(key)?, bytes.into()).await.map(|_| ()).map_err(write_error)
+    }
+
     async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
         match self.s3.delete(&blob_path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -46,6 +46,7 @@ contract!(
     a_chunk_of_unknown_length_is_kept_and_grouped_later,
     blobs_are_listed_and_deleted_idempotently,
     missing_blobs_are_not_found_and_keys_are_never_paths,
+    renditions_are_put_whole_beside_their_blob_listed_and_deleted_with_it,
 );
 
 /// What the upload row would hold: the offset and the staging state.
@@ -256,11 +257,47 @@ async fn missing_blobs_are_not_found_and_keys_are_never_paths(
     let missing = blob_key(UploadId::random());
     assert!(matches!(store.read(&missing, None).await, Err(StoreError::NotFound)));
     assert!(matches!(store.read_head(&missing, 10).await, Err(StoreError::NotFound)));
-    for bad in ["../../etc/passwd", "blobs/../x", &"A".repeat(32), &format!("{}-../x", "a".repeat(64))] {
+    for bad in [
+        "../../etc/passwd",
+        "blobs/../x",
+        &"A".repeat(32),
+        &format!("{}-../x", "a".repeat(64)),
+        &format!("{missing}.thumb/../x"),
+        &format!("{missing}.original"),
+        ".thumb",
+    ] {
         assert!(store.read(bad, None).await.is_err(), "{bad}");
         assert!(store.delete_blob(bad).await.is_err(), "{bad}");
+        assert!(store.put_blob(bad, bytes::Bytes::from_static(b"x")).await.is_err(), "{bad}");
     }
     store.ping().await?;
+    Ok(())
+}
+
+async fn renditions_are_put_whole_beside_their_blob_listed_and_deleted_with_it(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    use mediabox_domain::rendition::{rendition_key, with_renditions, Variant};
+    let mut row = Row::new();
+    send(store, &mut row, b"the original", true, 5).await?;
+    let key = commit(store, &row).await?;
+    let thumb = rendition_key(&key, Variant::Thumb);
+    store.put_blob(&thumb, bytes::Bytes::from_static(b"first thumb")).await?;
+    assert_eq!(collect(store.read(&thumb, None).await?).await?, b"first thumb");
+    // Put again (another instance made it too): replaced whole.
+    store.put_blob(&thumb, bytes::Bytes::from_static(b"thumb")).await?;
+    assert_eq!(collect(store.read(&thumb, None).await?).await?, b"thumb");
+    assert_eq!(collect(store.read(&thumb, Some((1, 3))).await?).await?, b"hum");
+    assert_eq!(collect(store.read(&key, None).await?).await?, b"the original", "the original is untouched");
+    let mut listed: Vec<(String, u64)> = store.list_blobs().await?.into_iter().map(|b| (b.key, b.size)).collect();
+    listed.sort();
+    let mut expected = vec![(key.clone(), 12), (thumb.clone(), 5)];
+    expected.sort();
+    assert_eq!(listed, expected, "renditions are listed as blobs (for gc), and nothing else was left");
+    assert!(store.list_staging().await?.is_empty(), "putting leaves no staging behind");
+    store.delete_blobs(&with_renditions(std::slice::from_ref(&key))).await?;
+    assert!(store.list_blobs().await?.is_empty());
     Ok(())
 }
 

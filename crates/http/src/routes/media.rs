@@ -2,7 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use mediabox_domain::media::{Media, RangeSpec};
+use mediabox_domain::media::{ByteRange, Media, RangeSpec};
+use mediabox_domain::ports::ByteStream;
+use mediabox_domain::rendition::Variant;
 use mediabox_domain::OrgId;
 use serde::Deserialize;
 
@@ -10,6 +12,7 @@ use crate::auth::AuthUser;
 use crate::dto::MediaDto;
 use crate::error::ApiError;
 use crate::routes::{media_dto, media_id};
+use crate::signing::SignedLink;
 use crate::state::AppState;
 
 /// A media's metadata.
@@ -26,9 +29,11 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(media_dto(&state, &req, media)))
 }
 
-/// The signature of a signed file URL.
+/// The signature of a signed file URL, and which rendition.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SignedQuery {
+    /// `thumb` (fits in 320x320) or `preview` (fits in 1600x1600); the original without.
+    pub variant: Option<String>,
     pub org: Option<String>,
     pub expires: Option<i64>,
     pub signature: Option<String>,
@@ -57,15 +62,13 @@ fn etag_matches(req: &HttpRequest, etag: &str) -> bool {
     })
 }
 
-fn disposition(m: &Media) -> String {
-    let kind = if m.is_inline_safe() { "inline" } else { "attachment" };
-    let ascii: String = m
-        .filename
+fn disposition(filename: &str, inline: bool) -> String {
+    let kind = if inline { "inline" } else { "attachment" };
+    let ascii: String = filename
         .chars()
         .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
         .collect();
-    let encoded: String = m
-        .filename
+    let encoded: String = filename
         .bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -78,12 +81,65 @@ fn disposition(m: &Media) -> String {
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// The media's bytes. Works with a bearer token, or without one through the signed URL
-/// in the media's `file` member.
+/// A rendition's file name: the original's stem, the variant and the rendition's type
+/// (`photo.heic.jpg` would mislead; `photo-thumb.jpg` does not).
+fn rendition_filename(original: &str, variant: Variant, content_type: &str) -> String {
+    let stem = original.rsplit_once('.').map_or(original, |(s, _)| s);
+    let ext = if content_type == "image/png" { "png" } else { "jpg" };
+    format!("{stem}-{}.{ext}", variant.as_str())
+}
+
+/// What a file response is about to send, before its body is opened.
+struct FileHead {
+    etag: String,
+    disposition: String,
+    inline: bool,
+}
+
+impl FileHead {
+    /// The response with the headers every answer carries (also 304).
+    fn builder(&self) -> actix_web::HttpResponseBuilder {
+        let mut b = HttpResponse::build(StatusCode::OK);
+        b.insert_header(("ETag", self.etag.as_str()))
+            .insert_header(("Accept-Ranges", "bytes"))
+            .insert_header(("Cache-Control", "private, no-cache"))
+            .insert_header(("Content-Disposition", self.disposition.as_str()));
+        if !self.inline {
+            b.insert_header(("Content-Security-Policy", "sandbox"));
+        }
+        b
+    }
+}
+
+/// The body's answer: 200 with the whole, or 206 with the range.
+fn send(
+    mut b: actix_web::HttpResponseBuilder,
+    content_type: String,
+    size: u64,
+    range: Option<ByteRange>,
+    body: ByteStream,
+) -> HttpResponse {
+    b.content_type(content_type);
+    let len = match range {
+        Some(r) => {
+            b.status(StatusCode::PARTIAL_CONTENT)
+                .insert_header(("Content-Range", format!("bytes {}-{}/{size}", r.start, r.end)));
+            r.end - r.start + 1
+        }
+        None => size,
+    };
+    b.no_chunking(len);
+    b.streaming(body)
+}
+
+/// The media's bytes, or a rendition's (`?variant=thumb|preview`, SPEC 11). Works with a
+/// bearer token, or without one through the signed URLs in the media's `file`,
+/// `thumbnail` and `preview` members.
 #[utoipa::path(get, path = "/api/v2/media/{id}/file", tag = "media",
     params(("id" = i64, Path), SignedQuery),
     responses((status = 200, description = "the bytes"), (status = 206, description = "a range"), (status = 304),
-        (status = 404), (status = 416)))]
+        (status = 400, description = "an unknown variant"), (status = 404), (status = 416),
+        (status = 422, description = "no rendition can be made: image-too-large or image-not-decodable")))]
 pub async fn file(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -92,10 +148,18 @@ pub async fn file(
 ) -> Result<HttpResponse, ApiError> {
     let id = media_id(&path)?;
     let q = query.into_inner();
+    let variant =
+        match q.variant.as_deref() {
+            None => None,
+            Some(v) => Some(Variant::parse(v).ok_or_else(|| {
+                ApiError::bad_field("variant", format!("unknown variant {v:?}: it is thumb or preview"))
+            })?),
+        };
     let media = match (q.org, q.expires, q.signature) {
-        (Some(org), Some(expires), Some(sig)) => {
+        (Some(org), Some(expires), Some(signature)) => {
             let org = OrgId::new(org).map_err(|_| ApiError::not_found("no such media"))?;
-            if !state.signer.verify(&org, id, expires, &sig, chrono::Utc::now()) {
+            let link = SignedLink { org: &org, id, variant, expires, signature: &signature };
+            if !state.signer.verify(&link, chrono::Utc::now()) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "bad-signature",
@@ -110,30 +174,31 @@ pub async fn file(
             state.media.get(&auth.0, id).await?
         }
     };
-    let etag = format!("\"{}\"", media.sha256);
-    let mut b = HttpResponse::build(StatusCode::OK);
-    b.insert_header(("ETag", etag.as_str()))
-        .insert_header(("Accept-Ranges", "bytes"))
-        .insert_header(("Cache-Control", "private, no-cache"))
-        .insert_header(("Content-Disposition", disposition(&media)));
-    if !media.is_inline_safe() {
-        b.insert_header(("Content-Security-Policy", "sandbox"));
-    }
-    if etag_matches(&req, &etag) {
-        return Ok(b.status(StatusCode::NOT_MODIFIED).finish());
-    }
-    let content_type = media.content_type.clone();
-    let size = media.size;
-    let content = state.media.open(media, range_header(&req)).await?;
-    b.content_type(content_type);
-    let len = match content.range {
-        Some(r) => {
-            b.status(StatusCode::PARTIAL_CONTENT)
-                .insert_header(("Content-Range", format!("bytes {}-{}/{size}", r.start, r.end)));
-            r.end - r.start + 1
-        }
-        None => size,
+    let Some(variant) = variant else { return original(&state, &req, media).await };
+    let rendition = state.renditions.get(&media, variant).await?;
+    let head = FileHead {
+        etag: format!("\"{}\"", rendition.sha256),
+        disposition: disposition(&rendition_filename(&media.filename, variant, &rendition.content_type), true),
+        inline: true,
     };
-    b.no_chunking(len);
-    Ok(b.streaming(content.body))
+    if etag_matches(&req, &head.etag) {
+        return Ok(head.builder().status(StatusCode::NOT_MODIFIED).finish());
+    }
+    let content = state.renditions.open(&media, rendition, range_header(&req)).await?;
+    let r = content.rendition;
+    Ok(send(head.builder(), r.content_type, r.size, content.range, content.body))
+}
+
+async fn original(state: &AppState, req: &HttpRequest, media: Media) -> Result<HttpResponse, ApiError> {
+    let head = FileHead {
+        etag: format!("\"{}\"", media.sha256),
+        disposition: disposition(&media.filename, media.is_inline_safe()),
+        inline: media.is_inline_safe(),
+    };
+    if etag_matches(req, &head.etag) {
+        return Ok(head.builder().status(StatusCode::NOT_MODIFIED).finish());
+    }
+    let (content_type, size) = (media.content_type.clone(), media.size);
+    let content = state.media.open(media, range_header(req)).await?;
+    Ok(send(head.builder(), content_type, size, content.range, content.body))
 }

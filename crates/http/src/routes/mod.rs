@@ -9,9 +9,10 @@ pub mod uploads;
 
 use actix_web::HttpRequest;
 use mediabox_domain::media::Media;
+use mediabox_domain::rendition::{has_renditions, Variant};
 use mediabox_domain::{EventId, MediaId};
 
-use crate::dto::MediaDto;
+use crate::dto::{MediaDto, MediaLinks};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,9 +31,15 @@ pub(crate) fn origin(req: &HttpRequest) -> String {
     format!("{}://{}", info.scheme(), info.host())
 }
 
-/// A media as the API shows it, with its signed `file` URL.
+/// A media as the API shows it, with its signed `file`, `thumbnail` and `preview` URLs.
 pub(crate) fn media_dto(state: &AppState, req: &HttpRequest, m: Media) -> MediaDto {
-    let query = state.signer.query(&m.org, m.id, chrono::Utc::now());
-    let file = format!("{}/api/v2/media/{}/file?{query}", origin(req), m.id);
-    MediaDto::new(m, file)
+    let (origin, now) = (origin(req), chrono::Utc::now());
+    let link = |variant: Option<Variant>| {
+        let query = state.signer.query(&m.org, m.id, variant, now);
+        format!("{origin}/api/v2/media/{}/file?{query}", m.id)
+    };
+    let rendition = |v: Variant| has_renditions(&m).then(|| link(Some(v)));
+    let links =
+        MediaLinks { file: link(None), thumbnail: rendition(Variant::Thumb), preview: rendition(Variant::Preview) };
+    MediaDto::new(m, links)
 }

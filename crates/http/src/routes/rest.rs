@@ -110,7 +110,9 @@ pub async fn get_media(
     let m = state.media.get_by_uuid(&auth.0, media_uuid(&path)?).await?;
     let uuid = m.uuid;
     let dto = serde_json::to_value(media_dto(&state, &req, m)).map_err(ApiError::internal)?;
-    let mut v = json!({"@context": "/rest/api/contexts/Media", "@id": media_iri(uuid), "@type": "Media"});
+    let thumbnail = dto.get("thumbnail").cloned().unwrap_or(Value::Null);
+    let mut v = json!({"@context": "/rest/api/contexts/Media", "@id": media_iri(uuid), "@type": "Media",
+        "thumbnailUrl": thumbnail});
     if let (Value::Object(out), Value::Object(fields)) = (&mut v, dto) {
         out.extend(fields);
     }

@@ -1,0 +1,314 @@
+//! Renditions of raster images (SPEC 11): `thumb` and `preview`, made on first request,
+//! stored through the blob store under a key derived from the original's blob, recorded
+//! in the database, and reused.
+//!
+//! - **Where they live.** Rendition `v` of blob `k` is blob `k.v`. Media sharing bytes
+//!   share renditions; the blob's row owns the rendition rows (deleting it deletes them),
+//!   and the one delete path removes `k.thumb` and `k.preview` with `k`.
+//! - **Made once.** Concurrent first requests in one process wait for one render; two
+//!   processes may both render, and store the same bytes under the same key.
+//! - **A render never stalls the rest.** Decoding runs on the blocking pool, at most
+//!   `workers` at a time; reading the original happens under the same permit, so memory is
+//!   bounded by the workers, not by the number of requests.
+//! - **A race with delete leaves nothing.** A render stores its blob first, then records
+//!   it in a statement that fails when the original's blob row is gone, and then removes
+//!   what it stored. A delete that commits after the record removes the blob itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use sha2::Digest;
+
+use crate::error::{RepoError, StoreError};
+use crate::media::{ByteRange, Media, MediaKind, RangeSpec};
+use crate::ports::{BlobStore, ByteStream, Clock, MediaRepository};
+pub use crate::render::Variant;
+use crate::render::{render, RenderError};
+
+/// The content types the service decodes; other media get no rendition.
+pub const RENDERABLE: [&str; 6] = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"];
+
+/// Whether `media` is a raster image the service makes renditions of.
+#[must_use]
+pub fn has_renditions(media: &Media) -> bool {
+    media.kind == MediaKind::Image && RENDERABLE.contains(&media.content_type.as_str())
+}
+
+/// The blob key of rendition `variant` of blob `blob_key`.
+#[must_use]
+pub fn rendition_key(blob_key: &str, variant: Variant) -> String {
+    format!("{blob_key}.{}", variant.as_str())
+}
+
+/// The blob a key belongs to: the original's key for a rendition key, else the key.
+#[must_use]
+pub fn owner_key(key: &str) -> &str {
+    Variant::ALL.iter().find_map(|v| key.strip_suffix(v.as_str()).and_then(|k| k.strip_suffix('.'))).unwrap_or(key)
+}
+
+/// A blob's keys with those of its renditions: what removing the blob removes.
+#[must_use]
+pub fn with_renditions(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .flat_map(|k| std::iter::once(k.clone()).chain(Variant::ALL.iter().map(|v| rendition_key(k, *v))))
+        .collect()
+}
+
+/// A stored rendition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendition {
+    /// The original's blob key.
+    pub blob_key: String,
+    pub variant: Variant,
+    pub content_type: String,
+    pub size: u64,
+    /// Of the rendition's bytes (its ETag).
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rendition {
+    /// Where its bytes are.
+    #[must_use]
+    pub fn key(&self) -> String {
+        rendition_key(&self.blob_key, self.variant)
+    }
+}
+
+/// What the database knows of a rendition: made, or found impossible (the bytes of an
+/// original never change, so neither does that answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenditionRecord {
+    Ready(Rendition),
+    NotDecodable,
+}
+
+/// Limits on making renditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenditionLimits {
+    /// `MEDIABOX_MAX_IMAGE_PIXELS`.
+    pub max_pixels: u64,
+    /// Originals larger than this are not read into memory to be decoded.
+    pub max_source_bytes: u64,
+    /// Renders at a time (each holds one original and its decoded pixels).
+    pub workers: usize,
+}
+
+impl Default for RenditionLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 100_000_000,
+            max_source_bytes: 100 * 1024 * 1024,
+            workers: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        }
+    }
+}
+
+/// Errors of getting a rendition.
+#[derive(Debug, thiserror::Error)]
+pub enum RenditionError {
+    /// The media is not a raster image: it has no renditions.
+    #[error("the media is not a raster image and has no {0} rendition")]
+    NoRendition(&'static str),
+    #[error("the image is {width}x{height} pixels, over the limit of {max} pixels")]
+    TooLarge { width: u32, height: u32, max: u64 },
+    #[error("the image file is {size} bytes, over the limit of {max} bytes for renditions")]
+    FileTooLarge { size: u64, max: u64 },
+    #[error("the image cannot be decoded")]
+    NotDecodable,
+    /// The media was deleted while its rendition was being made.
+    #[error("media not found")]
+    NotFound,
+    #[error("requested range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    #[error(transparent)]
+    Repository(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A rendition's bytes, whole or a range.
+pub struct RenditionContent {
+    pub rendition: Rendition,
+    pub range: Option<ByteRange>,
+    pub body: ByteStream,
+}
+
+/// Making and reading renditions.
+pub struct RenditionService {
+    media: Arc<dyn MediaRepository>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    limits: RenditionLimits,
+    permits: Arc<tokio::sync::Semaphore>,
+    /// One lock per rendition being made, so that concurrent first requests render once.
+    making: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl RenditionService {
+    #[must_use]
+    pub fn new(
+        media: Arc<dyn MediaRepository>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        limits: RenditionLimits,
+    ) -> Self {
+        let permits = Arc::new(tokio::sync::Semaphore::new(limits.workers.max(1)));
+        Self { media, blobs, clock, limits, permits, making: Mutex::new(HashMap::new()) }
+    }
+
+    /// The rendition of `media` (already authorized by the caller), made now if it was
+    /// not made before.
+    ///
+    /// # Errors
+    /// `NoRendition` for media that are not raster images; `TooLarge`/`FileTooLarge` over
+    /// the limits; `NotDecodable` for damaged or unknown images; `NotFound` when the media
+    /// was deleted meanwhile.
+    pub async fn get(&self, media: &Media, variant: Variant) -> Result<Rendition, RenditionError> {
+        self.check(media, variant)?;
+        if let Some(r) = self.recorded(media, variant).await? {
+            return Ok(r);
+        }
+        let lock = self.lock_for(&rendition_key(&media.blob_key, variant));
+        let _made_here = lock.lock().await;
+        if let Some(r) = self.recorded(media, variant).await? {
+            return Ok(r);
+        }
+        self.make(media, variant).await
+    }
+
+    /// Streams a rendition that [`Self::get`] answered, whole or a range. When its bytes
+    /// went missing from the store, they are made again.
+    ///
+    /// # Errors
+    /// `RangeNotSatisfiable` outside the rendition; as [`Self::get`] when it is remade.
+    pub async fn open(
+        &self,
+        media: &Media,
+        rendition: Rendition,
+        range: Option<RangeSpec>,
+    ) -> Result<RenditionContent, RenditionError> {
+        let range = match range {
+            None => None,
+            Some(spec) => {
+                Some(spec.resolve(rendition.size).ok_or(RenditionError::RangeNotSatisfiable { size: rendition.size })?)
+            }
+        };
+        let span = range.map(|r| (r.start, r.end - r.start + 1));
+        let rendition = match self.blobs.read(&rendition.key(), span).await {
+            Ok(body) => return Ok(RenditionContent { rendition, range, body }),
+            Err(StoreError::NotFound) => {
+                tracing::warn!(key = %rendition.key(), "a recorded rendition is missing from the store; making it again");
+                let lock = self.lock_for(&rendition.key());
+                let _made_here = lock.lock().await;
+                self.make(media, rendition.variant).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let body = self.blobs.read(&rendition.key(), span).await?;
+        Ok(RenditionContent { rendition, range, body })
+    }
+
+    fn check(&self, media: &Media, variant: Variant) -> Result<(), RenditionError> {
+        if !has_renditions(media) {
+            return Err(RenditionError::NoRendition(variant.as_str()));
+        }
+        if let (Some(width), Some(height)) = (media.width, media.height) {
+            if u64::from(width) * u64::from(height) > self.limits.max_pixels {
+                return Err(RenditionError::TooLarge { width, height, max: self.limits.max_pixels });
+            }
+        }
+        if media.size > self.limits.max_source_bytes {
+            return Err(RenditionError::FileTooLarge { size: media.size, max: self.limits.max_source_bytes });
+        }
+        Ok(())
+    }
+
+    async fn recorded(&self, media: &Media, variant: Variant) -> Result<Option<Rendition>, RenditionError> {
+        match self.media.find_rendition(&media.blob_key, variant).await? {
+            Some(RenditionRecord::Ready(r)) => Ok(Some(r)),
+            Some(RenditionRecord::NotDecodable) => Err(RenditionError::NotDecodable),
+            None => Ok(None),
+        }
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut making = self.making.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        making.retain(|_, w| w.strong_count() > 0);
+        if let Some(l) = making.get(key).and_then(Weak::upgrade) {
+            return l;
+        }
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        making.insert(key.to_owned(), Arc::downgrade(&l));
+        l
+    }
+
+    /// Renders, stores and records; see the module's notes on races with delete.
+    async fn make(&self, media: &Media, variant: Variant) -> Result<Rendition, RenditionError> {
+        let rendered = {
+            let _permit = self.permits.acquire().await.map_err(|e| StoreError::Other(Box::new(e)))?;
+            let source = self.read_original(media).await?;
+            let max = self.limits.max_pixels;
+            tokio::task::spawn_blocking(move || render(&source, variant, max))
+                .await
+                .map_err(|e| StoreError::Other(Box::new(e)))?
+        };
+        let now: DateTime<Utc> = self.clock.now();
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(RenderError::TooLarge { width, height, max }) => {
+                return Err(RenditionError::TooLarge { width, height, max })
+            }
+            Err(RenderError::NotDecodable(reason)) => {
+                tracing::info!(media = %media.id, %reason, "no rendition: the image cannot be decoded");
+                if !self.media.save_rendition(&media.blob_key, variant, &RenditionRecord::NotDecodable, now).await? {
+                    return Err(RenditionError::NotFound);
+                }
+                return Err(RenditionError::NotDecodable);
+            }
+        };
+        let rendition = Rendition {
+            blob_key: media.blob_key.clone(),
+            variant,
+            content_type: rendered.content_type.to_owned(),
+            size: rendered.bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(&rendered.bytes)),
+            width: rendered.width,
+            height: rendered.height,
+        };
+        let key = rendition.key();
+        self.blobs.put_blob(&key, Bytes::from(rendered.bytes)).await?;
+        let saved =
+            self.media.save_rendition(&media.blob_key, variant, &RenditionRecord::Ready(rendition.clone()), now).await;
+        match saved {
+            Ok(true) => Ok(rendition),
+            Ok(false) => {
+                // The original was deleted meanwhile: nothing may keep this blob.
+                let _ = self.blobs.delete_blob(&key).await;
+                Err(RenditionError::NotFound)
+            }
+            // Unrecorded, the blob is an orphan for gc, or is stored again next time.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read_original(&self, media: &Media) -> Result<Vec<u8>, RenditionError> {
+        let mut body = match self.blobs.read(&media.blob_key, None).await {
+            Err(StoreError::NotFound) => return Err(RenditionError::NotFound),
+            other => other?,
+        };
+        let mut out = Vec::with_capacity(usize::try_from(media.size).unwrap_or(0));
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| StoreError::Other(Box::new(e)))?;
+            if (out.len() + piece.len()) as u64 > self.limits.max_source_bytes {
+                return Err(RenditionError::FileTooLarge { size: media.size, max: self.limits.max_source_bytes });
+            }
+            out.extend_from_slice(&piece);
+        }
+        Ok(out)
+    }
+}

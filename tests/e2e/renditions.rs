@@ -1,0 +1,312 @@
+//! Thumbnails and previews (SPEC 11), with real images made here.
+
+use futures_util::future::join_all;
+use image::GenericImageView;
+use mediabox_tests::images::{self, colour_at, decode, METADATA_MARKS};
+use mediabox_tests::{expect_json, expect_problem, on_both_databases, png, sha256_hex, TestResult, TestServer, ALL};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+on_both_databases!(
+    a_portrait_phone_photo_gets_upright_renditions_without_any_metadata,
+    renditions_answer_etag_304_and_ranges_with_a_bearer_or_their_signed_link,
+    transparency_stays_png_and_small_images_are_never_enlarged,
+    media_that_are_not_raster_images_have_none_and_an_unknown_variant_is_400,
+    a_decompression_bomb_and_a_damaged_jpeg_answer_422_never_500,
+    concurrent_first_requests_make_and_store_one_copy,
+    deleting_the_media_removes_its_renditions_and_gc_collects_strays,
+    galleries_and_json_ld_carry_thumbnail_urls,
+);
+
+on_both_databases!(using start, |c| c.max_image_pixels = 10_000;
+    the_pixel_limit_is_configurable,
+);
+
+on_both_databases!(using start_on_s3, |_| {};
+    renditions_are_stored_in_the_bucket_and_removed_with_their_media,
+);
+
+async fn fetch(
+    s: &TestServer,
+    url: &str,
+) -> Result<(reqwest::header::HeaderMap, Vec<u8>), Box<dyn std::error::Error + Send + Sync>> {
+    let r = s.http.get(url).send().await?;
+    if r.status() != StatusCode::OK {
+        return Err(format!("{url}: {} {}", r.status(), r.text().await?).into());
+    }
+    let headers = r.headers().clone();
+    Ok((headers, r.bytes().await?.to_vec()))
+}
+
+fn link<'a>(m: &'a Value, member: &str) -> Result<&'a str, String> {
+    m[member].as_str().ok_or_else(|| format!("no {member} in {m}"))
+}
+
+fn assert_no_metadata(bytes: &[u8]) {
+    for mark in METADATA_MARKS {
+        assert!(!bytes.windows(mark.len()).any(|w| w == mark), "{} left in a rendition", String::from_utf8_lossy(mark));
+    }
+}
+
+async fn a_portrait_phone_photo_gets_upright_renditions_without_any_metadata(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    // Stored 2400x1200 (landscape), orientation 6: shown upright it is 1200x2400.
+    let photo = images::phone_photo(2400, 1200, 6, b"");
+    let m = u.upload(&photo, 1 << 20, "IMG_0001.JPG").await?;
+    assert_eq!(m["content_type"], "image/jpeg");
+
+    let (h, thumb) = fetch(&s, link(&m, "thumbnail")?).await?;
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert!(h["content-disposition"].to_str()?.starts_with("inline; filename=\"IMG_0001-thumb.jpg\""));
+    let t = decode(&thumb)?;
+    assert_eq!(t.dimensions(), (160, 320), "fits 320x320, upright");
+    // Upright: the stored top (red) is now on the right, the bottom (blue) on the left.
+    assert_eq!((colour_at(&t, 0.8, 0.5), colour_at(&t, 0.2, 0.5)), ("red", "blue"));
+    assert_no_metadata(&thumb);
+
+    let (_, preview) = fetch(&s, link(&m, "preview")?).await?;
+    let p = decode(&preview)?;
+    assert_eq!(p.dimensions(), (800, 1600), "fits 1600x1600, upright");
+    assert_eq!((colour_at(&p, 0.8, 0.5), colour_at(&p, 0.2, 0.5)), ("red", "blue"));
+    assert_no_metadata(&preview);
+
+    // The original is untouched: the same bytes, EXIF and all.
+    let (_, original) = fetch(&s, link(&m, "file")?).await?;
+    assert_eq!(sha256_hex(&original), sha256_hex(&photo));
+    assert_eq!(m["sha256"], sha256_hex(&photo));
+    Ok(())
+}
+
+async fn renditions_answer_etag_304_and_ranges_with_a_bearer_or_their_signed_link(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let m = u.upload(&images::phone_photo(1000, 800, 1, b""), 1 << 20, "a.jpg").await?;
+    let id = m["id"].as_i64().ok_or("id")?;
+    let (signed_headers, signed) = fetch(&s, link(&m, "thumbnail")?).await?;
+    let r = u.get(&format!("/api/v2/media/{id}/file?variant=thumb")).send().await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()["etag"].to_str()?.to_owned();
+    assert_eq!(r.headers()["content-length"].to_str()?, signed.len().to_string());
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    assert_eq!(r.bytes().await?.to_vec(), signed, "the bearer and the signed link serve the same bytes");
+    assert_eq!(signed_headers["etag"].to_str()?, etag);
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(&signed)), "the ETag is the rendition's, not the original's");
+    assert_ne!(etag, format!("\"{}\"", m["sha256"].as_str().ok_or("sha")?));
+
+    let path = format!("/api/v2/media/{id}/file?variant=thumb");
+    let r = u.get(&path).header("If-None-Match", &etag).send().await?;
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = u.get(&path).header("Range", "bytes=2-9").send().await?;
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-range"].to_str()?, format!("bytes 2-9/{}", signed.len()));
+    assert_eq!(r.bytes().await?.to_vec(), signed[2..10].to_vec());
+    let r = u.get(&path).header("Range", format!("bytes={}-", signed.len())).send().await?;
+    expect_problem(r, StatusCode::RANGE_NOT_SATISFIABLE).await?;
+
+    // A thumbnail's link never opens the original or the preview, nor another's thumbnail.
+    let thumb_link = link(&m, "thumbnail")?.to_owned();
+    for (tampered, why) in [
+        (thumb_link.replace("variant=thumb&", ""), "without its variant"),
+        (thumb_link.replace("variant=thumb", "variant=preview"), "as a preview"),
+    ] {
+        let r = s.http.get(&tampered).send().await?;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{why}");
+    }
+    let stranger = s.as_user("u-9", "beta", ALL);
+    expect_problem(stranger.get(&path).send().await?, StatusCode::NOT_FOUND).await?;
+    let no_read = s.as_user("u-1", "acme", &["media:write"]);
+    expect_problem(no_read.get(&path).send().await?, StatusCode::FORBIDDEN).await?;
+    Ok(())
+}
+
+async fn transparency_stays_png_and_small_images_are_never_enlarged(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let m = u.upload(&images::transparent_png(800, 400), 1 << 20, "logo.png").await?;
+    let (h, thumb) = fetch(&s, link(&m, "thumbnail")?).await?;
+    assert_eq!(h["content-type"], "image/png");
+    let t = decode(&thumb)?;
+    assert_eq!(t.dimensions(), (320, 160));
+    let px = |x, y| t.to_rgba8().get_pixel(x, y).0;
+    assert_eq!(px(10, 80)[3], 0, "the transparent half stays transparent");
+    assert_eq!(px(300, 80)[3], 255);
+
+    // An opaque PNG becomes a JPEG; a tiny one keeps its size.
+    let tiny = u.upload(&png(3, 2, 7), 1000, "tiny.png").await?;
+    for member in ["thumbnail", "preview"] {
+        let (h, bytes) = fetch(&s, link(&tiny, member)?).await?;
+        assert_eq!(h["content-type"], "image/jpeg");
+        assert_eq!(decode(&bytes)?.dimensions(), (3, 2), "{member} is never upscaled");
+    }
+    Ok(())
+}
+
+async fn media_that_are_not_raster_images_have_none_and_an_unknown_variant_is_400(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>"#;
+    for (bytes, name) in [(b"just some words".as_slice(), "notes.txt"), (svg.as_slice(), "icon.svg")] {
+        let m = u.upload(bytes, 1000, name).await?;
+        assert_eq!((&m["thumbnail"], &m["preview"]), (&Value::Null, &Value::Null), "{name}");
+        let r = u.get(&format!("/api/v2/media/{}/file?variant=thumb", m["id"])).send().await?;
+        expect_problem(r, StatusCode::NOT_FOUND).await?;
+    }
+    let photo = u.upload(&png(4, 4, 1), 1000, "p.png").await?;
+    for bad in ["huge", "THUMB", "", "original"] {
+        let r = u.get(&format!("/api/v2/media/{}/file?variant={bad}", photo["id"])).send().await?;
+        let p = expect_problem(r, StatusCode::BAD_REQUEST).await?;
+        assert!(p["detail"].as_str().is_some_and(|d| d.contains("thumb or preview")), "{p}");
+    }
+    Ok(())
+}
+
+async fn a_decompression_bomb_and_a_damaged_jpeg_answer_422_never_500(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bomb_bytes = images::png_bomb(50_000, 50_000);
+    assert!(bomb_bytes.len() < 100 * 1024, "the bomb is small: {} bytes", bomb_bytes.len());
+    let bomb = u.upload(&bomb_bytes, 1 << 20, "bomb.png").await?;
+    assert_eq!((bomb["width"].as_u64(), bomb["height"].as_u64()), (Some(50_000), Some(50_000)));
+    let damaged = u.upload(&images::damaged_jpeg(), 1 << 20, "damaged.jpg").await?;
+    assert_eq!(damaged["content_type"], "image/jpeg");
+    for _ in 0..2 {
+        for (m, kind) in [(&bomb, "image-too-large"), (&damaged, "image-not-decodable")] {
+            for member in ["thumbnail", "preview"] {
+                let p = expect_problem(s.http.get(link(m, member)?).send().await?, StatusCode::UNPROCESSABLE_ENTITY)
+                    .await?;
+                assert!(p["type"].as_str().is_some_and(|t| t.ends_with(kind)), "{p}");
+            }
+        }
+    }
+    // The bomb's own header decides, also when its dimensions were never recorded.
+    s.exec_sql("UPDATE media SET width = NULL, height = NULL")?;
+    let p =
+        expect_problem(s.http.get(link(&bomb, "thumbnail")?).send().await?, StatusCode::UNPROCESSABLE_ENTITY).await?;
+    assert!(p["type"].as_str().is_some_and(|t| t.ends_with("image-too-large")), "{p}");
+    // And the server is well.
+    let fine = u.upload(&png(40, 40, 3), 1000, "fine.png").await?;
+    fetch(&s, link(&fine, "thumbnail")?).await?;
+    Ok(())
+}
+
+async fn the_pixel_limit_is_configurable(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let small = u.upload(&png(100, 100, 1), 1000, "small.png").await?;
+    let big = u.upload(&png(101, 100, 1), 1000, "big.png").await?;
+    fetch(&s, link(&small, "thumbnail")?).await?;
+    let p =
+        expect_problem(s.http.get(link(&big, "thumbnail")?).send().await?, StatusCode::UNPROCESSABLE_ENTITY).await?;
+    assert!(p["type"].as_str().is_some_and(|t| t.ends_with("image-too-large")), "{p}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("10000")), "{p}");
+    Ok(())
+}
+
+fn rendition_files(s: &TestServer) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .stored_files()
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+        .filter(|n| n.ends_with(".thumb") || n.ends_with(".preview"))
+        .collect();
+    names.sort();
+    names
+}
+
+async fn concurrent_first_requests_make_and_store_one_copy(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let m = u.upload(&images::phone_photo(1600, 1200, 1, b""), 1 << 20, "a.jpg").await?;
+    let url = link(&m, "thumbnail")?.to_owned();
+    let got = join_all((0..16).map(|_| fetch(&s, &url))).await;
+    let bodies: Vec<Vec<u8>> = got.into_iter().map(|r| r.map(|(_, b)| b)).collect::<Result<_, _>>()?;
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every request got the same bytes");
+    let key = m["sha256"].as_str().ok_or("sha")?;
+    assert_eq!(rendition_files(&s).len(), 1, "one stored copy");
+    assert!(!key.is_empty());
+    assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 1, "one record");
+    Ok(())
+}
+
+async fn deleting_the_media_removes_its_renditions_and_gc_collects_strays(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bytes = images::phone_photo(800, 600, 1, b"");
+    // Two media of the same bytes share one blob and its renditions.
+    let a = u.upload(&bytes, 1 << 20, "a.jpg").await?;
+    let b = u.upload(&bytes, 1 << 20, "b.jpg").await?;
+    for m in [&a, &b] {
+        for member in ["thumbnail", "preview"] {
+            fetch(&s, link(m, member)?).await?;
+        }
+    }
+    assert_eq!(rendition_files(&s).len(), 2, "a thumb and a preview, shared");
+    let r = u
+        .delete(&format!("/rest/api/medias/{}", a["uuid"].as_str().ok_or("uuid")?))
+        .header("X-Organization-Id", "acme")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(rendition_files(&s).len(), 2, "still used by the other media");
+    fetch(&s, link(&b, "thumbnail")?).await?;
+    let gone =
+        expect_json(u.delete("/api/v1/images").json(&json!({"image_ids": [b["uuid"]]})).send().await?, StatusCode::OK)
+            .await?;
+    assert_eq!(gone, json!([b["uuid"]]));
+    assert!(rendition_files(&s).is_empty(), "the renditions went with their last media");
+    assert!(s.stored_files().is_empty(), "nothing is left: {:?}", s.stored_files());
+    assert_eq!(s.exec_sql("DELETE FROM renditions")?, 0, "no record is left");
+
+    // A rendition left behind (a crash between a delete's commit and its removal of the
+    // files) is collected by gc, while a live media's renditions stay.
+    let c = u.upload(&images::phone_photo(640, 480, 1, b"c"), 1 << 20, "c.jpg").await?;
+    fetch(&s, link(&c, "thumbnail")?).await?;
+    let live = s.stored_files();
+    let thumb = live.iter().find(|p| p.to_string_lossy().ends_with(".thumb")).ok_or("thumb file")?.clone();
+    let stray_key = format!("{}.preview", uuid::Uuid::new_v4().simple());
+    let stray = s.blob_root().join("blobs").join(&stray_key[0..2]).join(&stray_key[2..4]).join(&stray_key);
+    std::fs::create_dir_all(stray.parent().ok_or("parent")?)?;
+    std::fs::write(&stray, b"stray")?;
+    let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;
+    assert_eq!((done.blobs.count, done.blobs.bytes), (1, 5));
+    assert!(!stray.exists());
+    assert!(thumb.exists(), "a live media's rendition is kept");
+    fetch(&s, link(&c, "thumbnail")?).await?;
+    Ok(())
+}
+
+async fn galleries_and_json_ld_carry_thumbnail_urls(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let event = u.event("party").await?;
+    let m = u.upload(&images::phone_photo(640, 480, 1, b""), 1 << 20, "p.jpg").await?;
+    let r = u.post(&format!("/api/v2/event/{event}/gallery/")).json(&json!({"media": m["id"]})).send().await?;
+    assert!(r.status().is_success(), "{}", r.status());
+    let page = expect_json(u.get(&format!("/api/v2/event/{event}/gallery/")).send().await?, StatusCode::OK).await?;
+    let item = &page["results"][0];
+    let (_, thumb) = fetch(&s, link(item, "thumbnail")?).await?;
+    assert_eq!(decode(&thumb)?.dimensions(), (320, 240));
+    fetch(&s, link(item, "preview")?).await?;
+
+    let r = u
+        .get(&format!("/rest/api/medias/{}", m["uuid"].as_str().ok_or("uuid")?))
+        .header("X-Flowkiwi-Organization-Id", "acme")
+        .header("Accept", "application/ld+json")
+        .send()
+        .await?;
+    let ld = expect_json(r, StatusCode::OK).await?;
+    let (_, same) = fetch(&s, link(&ld, "thumbnailUrl")?).await?;
+    assert_eq!(same, thumb);
+    Ok(())
+}
+
+async fn renditions_are_stored_in_the_bucket_and_removed_with_their_media(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let m = u.upload(&images::phone_photo(1200, 900, 6, b""), 1 << 20, "s3.jpg").await?;
+    let (_, thumb) = fetch(&s, link(&m, "thumbnail")?).await?;
+    assert_eq!(decode(&thumb)?.dimensions(), (240, 320));
+    assert_no_metadata(&thumb);
+    assert_eq!(rendition_files(&s).len(), 1, "stored in the bucket");
+    // Served from the bucket the second time, the same bytes.
+    assert_eq!(fetch(&s, link(&m, "thumbnail")?).await?.1, thumb);
+    let r = u
+        .delete(&format!("/rest/api/medias/{}", m["uuid"].as_str().ok_or("uuid")?))
+        .header("X-Organization-Id", "acme")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(rendition_files(&s).is_empty());
+    Ok(())
+}
