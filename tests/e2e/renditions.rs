@@ -16,6 +16,7 @@ on_both_databases!(
     concurrent_first_requests_make_and_store_one_copy,
     deleting_the_media_removes_its_renditions_and_gc_collects_strays,
     galleries_and_json_ld_carry_thumbnail_urls,
+    a_burst_of_first_thumbnails_never_stalls_an_upload_and_memory_stays_bounded,
 );
 
 on_both_databases!(using start, |c| c.max_image_pixels = 10_000;
@@ -308,5 +309,55 @@ async fn renditions_are_stored_in_the_bucket_and_removed_with_their_media(s: Tes
         .await?;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(rendition_files(&s).is_empty());
+    Ok(())
+}
+
+async fn a_burst_of_first_thumbnails_never_stalls_an_upload_and_memory_stays_bounded(s: TestServer) -> TestResult {
+    // A server process of its own, so that its memory is its own.
+    let server = s.second_instance()?;
+    server.ready(&s.http).await?;
+    let u = s.as_user("u-1", "acme", ALL);
+    let u = u.at(&server.base);
+    // 32 distinct 12-megapixel photos (the same picture, different bytes after its end).
+    let big = images::phone_photo(4000, 3000, 1, b"");
+    let mut thumbs = Vec::new();
+    for i in 0..32u8 {
+        let m = u.upload(&[big.as_slice(), &[i]].concat(), 8 << 20, "big.jpg").await?;
+        thumbs.push(link(&m, "thumbnail")?.to_owned());
+    }
+    let after_uploads = server.peak_rss_kib();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let first_done = std::sync::Arc::new(tokio::sync::Notify::new());
+    let burst: Vec<_> = thumbs
+        .into_iter()
+        .map(|url| {
+            let (http, done, first_done) = (s.http.clone(), done.clone(), first_done.clone());
+            tokio::spawn(async move {
+                let r = http.get(&url).send().await?;
+                let ok = r.status() == StatusCode::OK
+                    && decode(&r.bytes().await?).is_ok_and(|t| t.dimensions() == (320, 240));
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                first_done.notify_one();
+                Ok::<bool, reqwest::Error>(ok)
+            })
+        })
+        .collect();
+    // The first thumbnails are made (on at most one thread per core) while a small photo
+    // is uploaded: the upload is answered while most of the burst still waits.
+    first_done.notified().await;
+    let small = u.upload(&png(64, 64, 5), 1 << 20, "small.png").await?;
+    let finished_then = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(small["id"].as_i64().is_some());
+    eprintln!("the upload was answered after {finished_then} of 32 thumbnails");
+    assert!(finished_then <= 16, "the upload waited for {finished_then} of 32 thumbnails");
+    for t in join_all(burst).await {
+        assert!(t??, "every thumbnail is made, 320x240");
+    }
+    if let (Some(before), Some(peak)) = (after_uploads, server.peak_rss_kib()) {
+        // Each render holds one original (a few MiB) and its pixels decoded at 1/8 scale;
+        // 32 full decodes would hold 32 x 36 MiB.
+        eprintln!("peak RSS {} MiB, {} MiB after the uploads", peak / 1024, before / 1024);
+        assert!(peak < 200 * 1024, "peak RSS {} MiB (after the uploads {} MiB)", peak / 1024, before / 1024);
+    }
     Ok(())
 }

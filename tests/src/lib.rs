@@ -374,6 +374,14 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The process's peak resident memory so far (`VmHWM`), in KiB; `None` off Linux.
+    #[must_use]
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Waits until it answers `/readyz` (it applies migrations first).
     pub async fn ready(&self, http: &reqwest::Client) -> TestResult {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -218,3 +218,55 @@ fn encode(img: &DynamicImage) -> Result<Rendered, RenderError> {
 fn encode_error(e: image::ImageError) -> RenderError {
     not_decodable(format!("the rendition cannot be encoded: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>, image::ImageError> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format)?;
+        Ok(out.into_inner())
+    }
+
+    #[test]
+    fn boxes_fit_without_enlarging() {
+        assert_eq!(fit_within(4000, 3000, 320), (320, 240));
+        assert_eq!(fit_within(3000, 4000, 320), (240, 320));
+        assert_eq!(fit_within(100, 50, 320), (100, 50));
+        assert_eq!(fit_within(10_000, 1, 320), (320, 1));
+        assert_eq!(Variant::parse("thumb").map(Variant::max_side), Some(320));
+        assert_eq!(Variant::parse("preview").map(Variant::max_side), Some(1600));
+        assert_eq!(Variant::parse("Thumb"), None);
+    }
+
+    #[test]
+    fn a_big_jpeg_is_decoded_at_a_reduced_scale_and_shrunk_to_fit() -> Result<(), Box<dyn std::error::Error>> {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(2000, 1500, |x, _| {
+            image::Rgb([(x % 256) as u8, 80, 160])
+        }));
+        let jpeg = encoded(&img, ImageFormat::Jpeg)?;
+        let out = render(&jpeg, Variant::Thumb, 100_000_000)?;
+        assert_eq!((out.width, out.height, out.content_type), (320, 240, "image/jpeg"));
+        assert_eq!(image::load_from_memory(&out.bytes)?.dimensions(), (320, 240));
+        // Grey stays grey.
+        let grey = encoded(&DynamicImage::ImageLuma8(image::GrayImage::new(700, 700)), ImageFormat::Jpeg)?;
+        let out = render(&grey, Variant::Thumb, 100_000_000)?;
+        assert_eq!((out.width, out.height), (320, 320));
+        Ok(())
+    }
+
+    #[test]
+    fn the_header_decides_before_any_pixel_is_decoded() -> Result<(), Box<dyn std::error::Error>> {
+        let jpeg = encoded(&DynamicImage::ImageRgb8(image::RgbImage::new(300, 200)), ImageFormat::Jpeg)?;
+        assert_eq!(
+            render(&jpeg, Variant::Thumb, 300 * 200 - 1),
+            Err(RenderError::TooLarge { width: 300, height: 200, max: 59_999 })
+        );
+        let png = encoded(&DynamicImage::ImageRgba8(image::RgbaImage::new(300, 200)), ImageFormat::Png)?;
+        assert!(matches!(render(&png, Variant::Thumb, 1000), Err(RenderError::TooLarge { .. })));
+        assert!(matches!(render(b"not an image at all", Variant::Thumb, 1000), Err(RenderError::NotDecodable(_))));
+        assert!(matches!(render(&jpeg[..jpeg.len() / 3], Variant::Thumb, 1 << 20), Err(RenderError::NotDecodable(_))));
+        Ok(())
+    }
+}

@@ -312,3 +312,173 @@ impl RenditionService {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::ids::{MediaId, OrgId, UserId};
+    use crate::ports::{MockBlobStore, MockMediaRepository, SystemClock};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn photo(w: u32, h: u32) -> Result<Vec<u8>, image::ImageError> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 9]))
+            .write_to(&mut out, image::ImageFormat::Png)?;
+        Ok(out.into_inner())
+    }
+
+    fn media(bytes: &[u8], w: u32, h: u32) -> Result<Media, crate::ids::InvalidId> {
+        Ok(Media {
+            id: MediaId::new(7)?,
+            uuid: uuid::Uuid::new_v4(),
+            org: OrgId::new("acme")?,
+            uploaded_by: UserId::new("u-1")?,
+            filename: "p.png".into(),
+            content_type: "image/png".into(),
+            size: bytes.len() as u64,
+            sha256: String::new(),
+            md5: String::new(),
+            kind: MediaKind::Image,
+            width: Some(w),
+            height: Some(h),
+            created_at: Utc::now(),
+            blob_key: "b1".into(),
+        })
+    }
+
+    fn serving(bytes: Vec<u8>) -> impl Fn(&str, Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
+        move |_, _| {
+            let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(Bytes::from(bytes.clone()))]));
+            Ok(body)
+        }
+    }
+
+    fn service(repo: MockMediaRepository, blobs: MockBlobStore, limits: RenditionLimits) -> RenditionService {
+        RenditionService::new(Arc::new(repo), Arc::new(blobs), Arc::new(SystemClock), limits)
+    }
+
+    #[tokio::test]
+    async fn a_render_that_loses_the_race_with_a_delete_removes_what_it_stored() -> TestResult {
+        let bytes = photo(640, 480)?;
+        let mut repo = MockMediaRepository::new();
+        repo.expect_find_rendition().returning(|_, _| Ok(None));
+        // The blob's row went between the render's start and its record.
+        repo.expect_save_rendition().times(1).returning(|_, _, _, _| Ok(false));
+        let mut blobs = MockBlobStore::new();
+        let mut seq = mockall::Sequence::new();
+        blobs.expect_read().withf(|k, _| k == "b1").times(1).returning(serving(bytes.clone()));
+        blobs.expect_put_blob().withf(|k, _| k == "b1.thumb").times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
+        blobs.expect_delete_blob().withf(|k| k == "b1.thumb").times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+        let got = service(repo, blobs, RenditionLimits::default()).get(&media(&bytes, 640, 480)?, Variant::Thumb).await;
+        assert!(matches!(got, Err(RenditionError::NotFound)), "{got:?}");
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_requests_render_and_store_once() -> TestResult {
+        let bytes = photo(800, 600)?;
+        let saved: Arc<Mutex<Option<RenditionRecord>>> = Arc::default();
+        let mut repo = MockMediaRepository::new();
+        let s = saved.clone();
+        repo.expect_find_rendition().returning(move |_, _| Ok(s.lock().map_err(|_| unreachable!())?.clone()));
+        let s = saved.clone();
+        repo.expect_save_rendition().times(1).returning(move |_, _, r, _| {
+            *s.lock().map_err(|_| unreachable!())? = Some(r.clone());
+            Ok(true)
+        });
+        let puts = Arc::new(AtomicUsize::new(0));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_read().times(1).returning(serving(bytes.clone()));
+        let p = puts.clone();
+        blobs.expect_put_blob().returning(move |_, _| {
+            p.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let svc = Arc::new(service(repo, blobs, RenditionLimits::default()));
+        let m = media(&bytes, 800, 600)?;
+        let runs = (0..8).map(|_| {
+            let (svc, m) = (svc.clone(), m.clone());
+            tokio::spawn(async move { svc.get(&m, Variant::Preview).await })
+        });
+        let got = futures_util::future::join_all(runs).await;
+        let first = got[0].as_ref().map_err(|_| "joined")?.as_ref().map_err(|e| e.to_string())?.clone();
+        assert_eq!((first.width, first.height, first.content_type.as_str()), (800, 600, "image/jpeg"));
+        for g in &got {
+            assert_eq!(g.as_ref().map_err(|_| "joined")?.as_ref().map_err(|e| e.to_string())?, &first);
+        }
+        assert_eq!(puts.load(Ordering::SeqCst), 1, "one render, one stored copy");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn known_answers_read_nothing_from_the_store() -> TestResult {
+        let bytes = photo(4, 4)?;
+        let mut repo = MockMediaRepository::new();
+        repo.expect_find_rendition().returning(|_, _| Ok(Some(RenditionRecord::NotDecodable)));
+        // No expectations: any store call fails the test.
+        let svc =
+            service(repo, MockBlobStore::new(), RenditionLimits { max_pixels: 1000, ..RenditionLimits::default() });
+        let got = svc.get(&media(&bytes, 4, 4)?, Variant::Thumb).await;
+        assert!(matches!(got, Err(RenditionError::NotDecodable)), "{got:?}");
+        // Over the pixel limit by the recorded dimensions: no database, no store.
+        let got = svc.get(&media(&bytes, 100, 11)?, Variant::Thumb).await;
+        assert!(matches!(got, Err(RenditionError::TooLarge { width: 100, height: 11, max: 1000 })), "{got:?}");
+        let mut video = media(&bytes, 4, 4)?;
+        (video.kind, video.content_type) = (MediaKind::Video, "video/mp4".into());
+        assert!(matches!(svc.get(&video, Variant::Thumb).await, Err(RenditionError::NoRendition("thumb"))));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_rendition_missing_from_the_store_is_made_again() -> TestResult {
+        let bytes = photo(50, 40)?;
+        let m = media(&bytes, 50, 40)?;
+        let stale = Rendition {
+            blob_key: "b1".into(),
+            variant: Variant::Thumb,
+            content_type: "image/jpeg".into(),
+            size: 3,
+            sha256: "x".into(),
+            width: 50,
+            height: 40,
+        };
+        let mut repo = MockMediaRepository::new();
+        repo.expect_save_rendition().times(1).returning(|_, _, _, _| Ok(true));
+        let mut blobs = MockBlobStore::new();
+        let served = Arc::new(Mutex::new(None::<Bytes>));
+        let s = served.clone();
+        blobs.expect_read().returning(move |k, _| {
+            if k == "b1" {
+                return serving(bytes.clone())(k, None);
+            }
+            let stored = s.lock().map_err(|_| StoreError::NotFound)?.clone().ok_or(StoreError::NotFound)?;
+            Ok(Box::pin(futures_util::stream::iter([Ok(stored)])))
+        });
+        let s = served.clone();
+        blobs.expect_put_blob().times(1).returning(move |_, b| {
+            *s.lock().map_err(|_| StoreError::NotFound)? = Some(b);
+            Ok(())
+        });
+        let svc = service(repo, blobs, RenditionLimits::default());
+        let content = svc.open(&m, stale, None).await?;
+        assert_eq!(content.rendition.width, 50);
+        assert_ne!(content.rendition.sha256, "x", "the record is the new rendition's");
+        let mut body = content.body;
+        let first = body.next().await.ok_or("a body")??;
+        assert_eq!(first.len() as u64, content.rendition.size);
+        Ok(())
+    }
+
+    #[test]
+    fn rendition_keys_name_their_owner() {
+        assert_eq!(rendition_key("abc", Variant::Thumb), "abc.thumb");
+        assert_eq!(owner_key("abc.thumb"), "abc");
+        assert_eq!(owner_key("abc.preview"), "abc");
+        assert_eq!(owner_key("abc"), "abc");
+        assert_eq!(owner_key("abcthumb"), "abcthumb");
+        assert_eq!(with_renditions(&["k".into()]), vec!["k", "k.thumb", "k.preview"]);
+    }
+}
