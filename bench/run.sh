@@ -6,3 +6,4 @@ echo "## Uploads beside rustus"; ./bench/side-by-side.sh
 echo; echo "## Uploads"; ./bench/uploads.sh "$@"
 echo; echo "## Uploads on S3 (s3s-fs)"; ./bench/s3.sh
 echo; echo "## Bulk delete"; ./bench/delete.sh
+echo; echo "## Thumbnails beside vipsthumbnail"; ./bench/thumbs.sh

@@ -13,6 +13,12 @@
 //! COUNT objects of BYTES put straight into the bucket, one request each, CLIENTS at once.
 //! `upload-bench tus-large URL BYTES CHUNK` and `tus-small URL COUNT BYTES CLIENTS` do the
 //! same work against a tus server (rustus): creation (`POST URL`), then `PATCH`es.
+//! `upload-bench make-jpeg PATH WIDTH HEIGHT` writes a photo-like JPEG (gradients and
+//! grain, quality 90) for the thumbnail benchmark.
+//! `upload-bench thumbs URL TOKEN PATH SEQUENTIAL CONCURRENT` uploads SEQUENTIAL +
+//! CONCURRENT distinct copies of the JPEG at PATH (a byte after its end tells them apart),
+//! then asks for the first thumbnail of SEQUENTIAL of them one after another (each
+//! request's milliseconds) and of the other CONCURRENT all at once (thumbnails/s).
 //! Prints one line of JSON with the timing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -298,6 +304,63 @@ async fn main() {
             w.finish().await.expect("complete multipart");
             report(started, Some(bytes), None);
             store.delete(&path).await.expect("delete");
+        }
+        "make-jpeg" => {
+            let (w, h) = (u32::try_from(num(3)).unwrap(), u32::try_from(num(4)).unwrap());
+            let mut x = seed | 1;
+            let img = image::RgbImage::from_fn(w, h, |px, py| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let grain = (x % 24) as u32;
+                let c = |base: u32| u8::try_from((base + grain).min(255)).unwrap();
+                image::Rgb([c(px * 200 / w), c(py * 200 / h), c((px + py) * 100 / (w + h) + 40)])
+            });
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&args[2]).expect("create"));
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).expect("encode");
+        }
+        "thumbs" => {
+            let jpeg = std::fs::read(&args[4]).expect("read the JPEG");
+            let (sequential, concurrent) = (num(5), num(6));
+            let links: Vec<String> = futures_util::stream::iter(0..sequential + concurrent)
+                .map(|i| {
+                    let (http, url, token) = (&http, &url, &token);
+                    let mut data = jpeg.clone();
+                    data.extend_from_slice(&i.to_le_bytes());
+                    async move {
+                        let total = data.len() as u64;
+                        let id = send_chunk(http, url, token, None, 0, data, total).await;
+                        complete(http, url, token, &id).await["thumbnail"].as_str().expect("thumbnail").to_owned()
+                    }
+                })
+                .buffered(4)
+                .collect()
+                .await;
+            let fetch = |link: String| {
+                let http = &http;
+                async move {
+                    let r = http.get(link).send().await.expect("thumbnail");
+                    assert!(r.status().is_success(), "thumbnail: {}", r.status());
+                    r.bytes().await.expect("thumbnail body").len()
+                }
+            };
+            let (first, rest) = links.split_at(usize::try_from(sequential).unwrap());
+            let mut ms = Vec::new();
+            for link in first {
+                let started = Instant::now();
+                fetch(link.clone()).await;
+                ms.push((started.elapsed().as_secs_f64() * 10000.0).round() / 10.0);
+            }
+            let started = Instant::now();
+            futures_util::future::join_all(rest.iter().cloned().map(fetch)).await;
+            let secs = started.elapsed().as_secs_f64();
+            let mut sorted = ms.clone();
+            sorted.sort_by(f64::total_cmp);
+            println!(
+                "{}",
+                json!({"first_thumb_ms": ms, "median_ms": sorted[sorted.len() / 2],
+                    "concurrent": concurrent, "thumbs/s": (concurrent as f64 / secs * 10.0).round() / 10.0})
+            );
         }
         other => panic!("unknown mode {other}"),
     }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Thumbnail benchmark (SPEC 11): the time to make the thumb of a 12-megapixel JPEG (made
+# here), as the first request for it on a warm release server (upload done, HTTP, the
+# database, reading the original, decoding, encoding, storing and serving all included),
+# beside `vipsthumbnail` (libvips, Debian's libvips-tools) on the same file and machine,
+# its process start included. Then thumbnails per second for 32 concurrent first
+# requests. SQLite, filesystem store, loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+RUNS=${THUMB_RUNS:-15}
+
+if ! command -v vipsthumbnail >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing libvips-tools (vipsthumbnail) from Debian" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-tools) >/dev/null 2>&1 || true
+  fi
+fi
+cargo build --release --bin mediabox --bin upload-bench >/dev/null 2>&1
+
+dir=$(mktemp -d /tmp/mediabox-thumbs.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+./target/release/upload-bench make-jpeg "$dir/photo.jpg" 4000 3000
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "input: 4000x3000 JPEG (quality 90, gradients and grain), $(($(wc -c < "$dir/photo.jpg") / 1024)) KiB; target 320x320"
+echo
+
+# vipsthumbnail: one process per thumbnail, as a script or a job runner would call it.
+if command -v vipsthumbnail >/dev/null 2>&1; then
+  vips_ms=()
+  for _ in $(seq 1 "$RUNS"); do
+    t0=$(date +%s%N)
+    vipsthumbnail "$dir/photo.jpg" -s 320x320 -o "$dir/vips-thumb.jpg[Q=82,strip]"
+    t1=$(date +%s%N)
+    vips_ms+=("$(( (t1 - t0) / 100000 ))")
+  done
+  # Tenths of a millisecond to milliseconds.
+  vips=$(stats "${vips_ms[@]}" | awk '{gsub(/[()]/,""); split($2,r,"-"); printf "%.1f (%.1f-%.1f)", $1/10, r[1]/10, r[2]/10}')
+  echo "vipsthumbnail $(vipsthumbnail --version 2>/dev/null | head -n1): $vips ms per thumbnail, median (min-max) of $RUNS"
+else
+  vips="n/a"
+  echo "vipsthumbnail: not installed (run as root, or apt-get install libvips-tools)"
+fi
+
+PID=""
+MEDIABOX_DATA_DIR=$dir/data MEDIABOX_LISTEN=127.0.0.1:0 MEDIABOX_JWT_SECRET=bench RUST_LOG=warn \
+  ./target/release/mediabox serve >"$dir/out.log" 2>"$dir/err.log" &
+PID=$!
+for _ in $(seq 1 100); do grep -q listening "$dir/out.log" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/^mediabox listening on //p' "$dir/out.log")
+token=$(MEDIABOX_JWT_SECRET=bench ./target/release/mediabox token --sub bench --org bench --perm media:read,media:write)
+line=$(./target/release/upload-bench thumbs "$url" "$token" "$dir/photo.jpg" "$RUNS" 32)
+peak=$(rss_mib)
+kill "$PID"; wait "$PID" 2>/dev/null || true
+mb=$(python3 -c "import json,sys; v=json.loads(sys.argv[1]); m=sorted(v['first_thumb_ms']); print('%.1f (%.1f-%.1f)' % (v['median_ms'], m[0], m[-1]))" "$line")
+echo "mediabox first thumbnail over HTTP: $mb ms, median (min-max) of $RUNS"
+echo "mediabox, 32 concurrent first thumbnails: $(field "$line" 'thumbs/s') thumbnails/s; server peak RSS $peak MiB"
+echo
+echo "| | time per thumbnail, median (min-max) |"
+echo "|---|---|"
+echo "| vipsthumbnail (process start included) | $vips ms |"
+echo "| mediabox, first request (HTTP included) | $mb ms |"
