@@ -17,6 +17,7 @@ on_both_databases!(
     deleting_the_media_removes_its_renditions_and_gc_collects_strays,
     galleries_and_json_ld_carry_thumbnail_urls,
     a_burst_of_first_thumbnails_never_stalls_an_upload_and_memory_stays_bounded,
+    first_requests_racing_deletes_leave_no_rendition_behind,
 );
 
 on_both_databases!(using start, |c| c.max_image_pixels = 10_000;
@@ -358,6 +359,34 @@ async fn a_burst_of_first_thumbnails_never_stalls_an_upload_and_memory_stays_bou
         // 32 full decodes would hold 32 x 36 MiB.
         eprintln!("peak RSS {} MiB, {} MiB after the uploads", peak / 1024, before / 1024);
         assert!(peak < 200 * 1024, "peak RSS {} MiB (after the uploads {} MiB)", peak / 1024, before / 1024);
+    }
+    Ok(())
+}
+
+async fn first_requests_racing_deletes_leave_no_rendition_behind(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let photo = images::phone_photo(1600, 1200, 1, b"");
+    for round in 0..6u8 {
+        let mut media = Vec::new();
+        for i in 0..4u8 {
+            media.push(u.upload(&[photo.as_slice(), &[round, i]].concat(), 1 << 20, "r.jpg").await?);
+        }
+        // Each photo's thumbnail and preview are asked for while it is being deleted.
+        let renders = media.iter().flat_map(|m| ["thumbnail", "preview"].map(|k| m[k].as_str().map(str::to_owned)));
+        let renders = join_all(renders.flatten().map(|url| {
+            let http = s.http.clone();
+            async move { http.get(url).send().await.map(|r| r.status()) }
+        }));
+        let ids: Vec<Value> = media.iter().map(|m| m["uuid"].clone()).collect();
+        let delete = async { u.delete("/api/v1/images").json(&json!({ "image_ids": ids })).send().await };
+        let (statuses, deleted) = tokio::join!(renders, delete);
+        assert_eq!(deleted?.status(), StatusCode::OK);
+        for st in statuses {
+            let st = st?;
+            assert!(st == StatusCode::OK || st == StatusCode::NOT_FOUND, "a racing first request answered {st}");
+        }
+        assert!(s.stored_files().is_empty(), "round {round}: left behind {:?}", s.stored_files());
+        assert_eq!(s.exec_sql("DELETE FROM renditions")?, 0, "round {round}: a record outlived its blob");
     }
     Ok(())
 }

@@ -161,8 +161,8 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
 fn decode_other(src: &[u8], format: ImageFormat, max_pixels: u64) -> Result<(DynamicImage, Orientation), RenderError> {
     let mut reader = image::ImageReader::with_format(Cursor::new(src), format);
     let mut limits = image::Limits::default();
-    // At most 8 bytes per pixel (16-bit RGBA), and room for one more buffer of it.
-    limits.max_alloc = Some(max_pixels.saturating_mul(16).min(4 << 30));
+    // One buffer of at most 8 bytes per pixel (16-bit RGBA) for the largest image allowed.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).min(4 << 30));
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| not_decodable(e.to_string()))?;
     let (width, height) = decoder.dimensions();

@@ -253,9 +253,12 @@ impl RenditionService {
             let _permit = self.permits.acquire().await.map_err(|e| StoreError::Other(Box::new(e)))?;
             let source = self.read_original(media).await?;
             let max = self.limits.max_pixels;
-            tokio::task::spawn_blocking(move || render(&source, variant, max))
-                .await
-                .map_err(|e| StoreError::Other(Box::new(e)))?
+            match tokio::task::spawn_blocking(move || render(&source, variant, max)).await {
+                Ok(done) => done,
+                // A decoder that panics on hostile bytes has met an image it cannot decode.
+                Err(e) if e.is_panic() => Err(RenderError::NotDecodable("the decoder gave up".into())),
+                Err(e) => return Err(StoreError::Other(Box::new(e)).into()),
+            }
         };
         let now: DateTime<Utc> = self.clock.now();
         let rendered = match rendered {
