@@ -62,10 +62,13 @@ run() { # server scenario -> "value rss"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "mediabox $(git rev-parse --short HEAD), rustus $("$RUSTUS" --version 2>/dev/null | awk '{print $2}'); $RUNS runs each, servers alternating"
-dd_rate=$(dd if=/dev/zero of="$DIR/dd" bs=16M count=64 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-1), $NF}'); rm -f "$DIR/dd"
-md5_rate=$(head -c 1073741824 /dev/zero | (TIMEFORMAT=%R; time md5sum >/dev/null) 2>&1 | awk '{printf "%.0f MB/s", 1073.741824/$1}')
-echo "limits: dd bs=16M count=64 oflag=dsync: $dd_rate; md5sum of 1 GiB on one core: $md5_rate"
+# The limits, in MB/s: the disk with a sync after every 16 MiB, and one core's MD5.
+dd_mbs=$(dd if=/dev/zero of="$DIR/dd" bs=16M count=64 oflag=dsync 2>&1 | awk '/copied/ {printf "%.0f", $1/$(NF-3)/1e6}'); rm -f "$DIR/dd"
+md5_mbs=$(head -c 1073741824 /dev/zero | (TIMEFORMAT=%R; time md5sum >/dev/null) 2>&1 | awk '{printf "%.0f", 1073.741824/$1}')
+echo "limits: dd bs=16M count=64 oflag=dsync: $dd_mbs MB/s; md5sum of 1 GiB on one core: $md5_mbs MB/s"
 echo
+declare -A med_true=() med_false=() med_rustus=()
+max_rss=""
 echo "| scenario | mediabox FSYNC=true | mediabox FSYNC=false | rustus | true / rustus | false / rustus | peak RSS (true, false, rustus) MiB |"
 echo "|---|---|---|---|---|---|---|"
 for sc in L M S; do
@@ -81,5 +84,29 @@ for sc in L M S; do
   unit="MB/s"; [ "$sc" != L ] && unit="files/s"
   a=$(median ${val[mediabox-fsync]}); b=$(median ${val[mediabox-nosync]}); c=$(median ${val[rustus]})
   echo "| $sc ($unit) | $(stats ${val[mediabox-fsync]}) | $(stats ${val[mediabox-nosync]}) | $(stats ${val[rustus]}) | $(awk "BEGIN {printf \"%.2fx\", $a/$c}") | $(awk "BEGIN {printf \"%.2fx\", $b/$c}") | $(median ${rss[mediabox-fsync]}), $(median ${rss[mediabox-nosync]}), $(median ${rss[rustus]}) |"
+  med_true[$sc]=$a; med_false[$sc]=$b; med_rustus[$sc]=$c
+  peak=$(printf '%s\n' ${rss[mediabox-fsync]} ${rss[mediabox-nosync]} | sort -n | tail -n1)
+  [ -z "$max_rss" ] || awk "BEGIN {exit !($peak > $max_rss)}" && max_rss=$peak
+  if [ -n "${BENCH_DATA:-}" ]; then
+    printf 'uploads\t%s FSYNC=true\t%s\nuploads\t%s FSYNC=false\t%s\n' "$sc" "$(awk "BEGIN {printf \"%.2f\", $a/$c}")" \
+      "$sc" "$(awk "BEGIN {printf \"%.2f\", $b/$c}")" >>"$BENCH_DATA"
+  fi
   unset val rss
 done
+
+ratio() { awk "BEGIN {printf \"%.2f\", $1/$2}"; }
+verdict() { awk "BEGIN {print ($1 >= $2) ? \"met\" : \"missed\"}"; }
+lower=$(( dd_mbs < md5_mbs ? dd_mbs : md5_mbs ))
+l_true=$(ratio "${med_true[L]}" "$lower"); l_false=$(ratio "${med_false[L]}" "$md5_mbs")
+s_true=$(ratio "${med_true[S]}" "${med_rustus[S]}"); s_false=$(ratio "${med_false[S]}" "${med_rustus[S]}")
+echo
+echo "| target (issue 11) | measured in this run | |"
+echo "|---|---|---|"
+echo "| L, FSYNC=true: at least 0.85x the lower of dd ($dd_mbs) and MD5 ($md5_mbs MB/s) | ${l_true}x | $(verdict "$l_true" 0.85) |"
+echo "| L, FSYNC=false: at least 0.85x one core's MD5 ($md5_mbs MB/s) | ${l_false}x | $(verdict "$l_false" 0.85) |"
+echo "| S, FSYNC=true: at least 0.4x rustus | ${s_true}x | $(verdict "$s_true" 0.4) |"
+echo "| S, FSYNC=false: at least 1.0x rustus | ${s_false}x | $(verdict "$s_false" 1.0) |"
+echo "| mediabox peak RSS under 100 MiB in every scenario | $max_rss MiB | $(awk "BEGIN {print ($max_rss < 100) ? \"met\" : \"missed\"}") |"
+if [ -n "${BENCH_DATA:-}" ]; then
+  printf 'limits\tL FSYNC=true / min(dd, MD5)\t%s\nlimits\tL FSYNC=false / MD5\t%s\n' "$l_true" "$l_false" >>"$BENCH_DATA"
+fi

@@ -60,3 +60,7 @@ echo "| | time per thumbnail, median (min-max) |"
 echo "|---|---|"
 echo "| vipsthumbnail (process start included) | $vips ms |"
 echo "| mediabox, first request (HTTP included) | $mb ms |"
+if [ -n "${BENCH_DATA:-}" ]; then
+  [ "$vips" != n/a ] && printf 'thumbs\tvipsthumbnail\t%s\n' "${vips%% *}" >>"$BENCH_DATA"
+  printf 'thumbs\tmediabox\t%s\n' "${mb%% *}" >>"$BENCH_DATA"
+fi

@@ -14,7 +14,7 @@ use crate::dto::{
     MediaPage, PageQuery, RemoveFromGalleryRequest,
 };
 use crate::error::ApiError;
-use crate::routes::{event_id, media_dto, origin};
+use crate::routes::{event_id, media_dto, origin, Linker};
 use crate::state::AppState;
 
 fn page_request(q: &PageQuery) -> Result<PageRequest, ApiError> {
@@ -232,6 +232,7 @@ pub async fn gallery(
     let page = state.events.gallery(&auth.0, id, pr).await?;
     let (next, previous) = page_links(&page, &format!("{}/api/v2/event/{id}/gallery/", origin(&req)), pr.size);
     let count = page.count;
-    let results = page.items.into_iter().map(|(_, m)| media_dto(&state, &req, m)).collect();
+    let links = Linker::new(&state, &req);
+    let results = page.items.into_iter().map(|(_, m)| links.dto(m)).collect();
     Ok(HttpResponse::Ok().json(MediaPage { count, next, previous, results }))
 }

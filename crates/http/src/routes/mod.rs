@@ -33,13 +33,30 @@ pub(crate) fn origin(req: &HttpRequest) -> String {
 
 /// A media as the API shows it, with its signed `file`, `thumbnail` and `preview` URLs.
 pub(crate) fn media_dto(state: &AppState, req: &HttpRequest, m: Media) -> MediaDto {
-    let (origin, now) = (origin(req), chrono::Utc::now());
-    let link = |variant: Option<Variant>| {
-        let query = state.signer.query(&m.org, m.id, variant, now);
-        format!("{origin}/api/v2/media/{}/file?{query}", m.id)
-    };
-    let rendition = |v: Variant| has_renditions(&m).then(|| link(Some(v)));
-    let links =
-        MediaLinks { file: link(None), thumbnail: rendition(Variant::Thumb), preview: rendition(Variant::Preview) };
-    MediaDto::new(m, links)
+    Linker::new(state, req).dto(m)
+}
+
+/// What every media's links on one answer share: the origin and the signing time,
+/// worked out once for a page of them.
+pub(crate) struct Linker<'a> {
+    signer: &'a crate::signing::UrlSigner,
+    origin: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> Linker<'a> {
+    pub(crate) fn new(state: &'a AppState, req: &HttpRequest) -> Self {
+        Self { signer: &state.signer, origin: origin(req), now: chrono::Utc::now() }
+    }
+
+    pub(crate) fn dto(&self, m: Media) -> MediaDto {
+        let link = |variant: Option<Variant>| {
+            let query = self.signer.query(&m.org, m.id, variant, self.now);
+            format!("{}/api/v2/media/{}/file?{query}", self.origin, m.id)
+        };
+        let rendition = |v: Variant| has_renditions(&m).then(|| link(Some(v)));
+        let links =
+            MediaLinks { file: link(None), thumbnail: rendition(Variant::Thumb), preview: rendition(Variant::Preview) };
+        MediaDto::new(m, links)
+    }
 }
