@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LARGE=${1:-1073741824}
-cargo build --release --bin mediabox --bin upload-bench >/dev/null
+cargo build --release --bin mediabox --bin upload-bench >/dev/null 2>&1
 DIR=$(mktemp -d /tmp/mediabox-bench.XXXXXX)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 export MEDIABOX_DATA_DIR=$DIR MEDIABOX_LISTEN=127.0.0.1:0 MEDIABOX_JWT_SECRET=bench RUST_LOG=warn
