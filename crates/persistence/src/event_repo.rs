@@ -312,19 +312,29 @@ impl EventRepository for DieselEventRepository {
                     .into_iter()
                     .map(|(pos, r)| Media::try_from(r).map(|m| (pos, m)))
                     .collect::<Result<Vec<_>, _>>()?;
-                let count: i64 = events::table.find(id.get()).select(events::gallery_count).first(c)?;
-                let other_side = |cur: &Cursor| {
-                    let q = gallery_items::table
-                        .filter(gallery_items::event_id.eq(id.get()))
-                        .select(gallery_items::id)
-                        .into_boxed();
-                    let q = match *cur {
-                        Cursor::After(p) => q.filter(gallery_items::id.le(p)),
-                        Cursor::Before(p) => q.filter(gallery_items::id.ge(p)),
-                    };
-                    Ok(q.first::<i64>(c).optional()?.is_some())
+                // The count and, for a page after or before a cursor, whether entries lie
+                // on the cursor's other side: one statement, so that a page deep in a
+                // gallery costs what the first one does.
+                let event = events::table.find(id.get());
+                let (count, other): (i64, bool) = match page.cursor {
+                    None => (event.select(events::gallery_count).first(c)?, false),
+                    Some(cur) => {
+                        let entries =
+                            gallery_items::table.filter(gallery_items::event_id.eq(id.get())).select(gallery_items::id);
+                        let count = events::gallery_count;
+                        match cur {
+                            Cursor::After(p) => {
+                                let before = diesel::dsl::exists(entries.filter(gallery_items::id.le(p)));
+                                event.select((count, before)).first(c)?
+                            }
+                            Cursor::Before(p) => {
+                                let after = diesel::dsl::exists(entries.filter(gallery_items::id.ge(p)));
+                                event.select((count, after)).first(c)?
+                            }
+                        }
+                    }
                 };
-                assemble(items, page, u64::try_from(count).unwrap_or(0), other_side)
+                assemble(items, page, u64::try_from(count).unwrap_or(0), |_| Ok(other))
             })
             .await
     }
