@@ -221,11 +221,46 @@ impl RangeSpec {
     }
 }
 
-/// The bytes of a media, whole or a range.
-pub struct MediaContent {
-    pub media: Media,
+/// Bytes opened for reading: a whole blob, or the range of it that was asked for.
+pub struct Opened {
     pub range: Option<ByteRange>,
     pub body: ByteStream,
+}
+
+/// Why a blob's bytes could not be opened.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// The range lies outside the blob's `size` bytes.
+    Range {
+        size: u64,
+    },
+    Store(StoreError),
+}
+
+impl From<Unreadable> for GetMediaError {
+    fn from(e: Unreadable) -> Self {
+        match e {
+            Unreadable::Range { size } => GetMediaError::RangeNotSatisfiable { size },
+            Unreadable::Store(s) => GetMediaError::Store(s),
+        }
+    }
+}
+
+/// Opens blob `key` of `size` bytes, whole or the range `spec` asks for: the one reading
+/// path of originals and renditions.
+///
+/// # Errors
+/// `Range` when the range lies outside the blob; `Store` when it cannot be read.
+pub async fn open_blob(
+    blobs: &dyn BlobStore,
+    key: &str,
+    size: u64,
+    spec: Option<RangeSpec>,
+) -> Result<Opened, Unreadable> {
+    let range = spec.map(|s| s.resolve(size).ok_or(Unreadable::Range { size })).transpose()?;
+    let span = range.map(|r| (r.start, r.end - r.start + 1));
+    let body = blobs.read(key, span).await.map_err(Unreadable::Store)?;
+    Ok(Opened { range, body })
 }
 
 /// Reading media.
@@ -264,15 +299,8 @@ impl MediaService {
     /// # Errors
     /// `RangeNotSatisfiable` when the range lies outside the file; `Store` when the blob
     /// cannot be read.
-    pub async fn open(&self, media: Media, range: Option<RangeSpec>) -> Result<MediaContent, GetMediaError> {
-        let range = match range {
-            None => None,
-            Some(spec) => {
-                Some(spec.resolve(media.size).ok_or(GetMediaError::RangeNotSatisfiable { size: media.size })?)
-            }
-        };
-        let body = self.blobs.read(&media.blob_key, range.map(|r| (r.start, r.end - r.start + 1))).await?;
-        Ok(MediaContent { media, range, body })
+    pub async fn open(&self, media: &Media, range: Option<RangeSpec>) -> Result<Opened, GetMediaError> {
+        Ok(open_blob(&*self.blobs, &media.blob_key, media.size, range).await?)
     }
 
     /// A media by its public uuid.

@@ -23,8 +23,8 @@ use futures_util::StreamExt;
 use sha2::Digest;
 
 use crate::error::{RepoError, StoreError};
-use crate::media::{ByteRange, Media, MediaKind, RangeSpec};
-use crate::ports::{BlobStore, ByteStream, Clock, MediaRepository};
+use crate::media::{open_blob, Media, MediaKind, Opened, RangeSpec, Unreadable};
+use crate::ports::{BlobStore, Clock, MediaRepository};
 pub use crate::render::Variant;
 use crate::render::{render, RenderError};
 
@@ -131,11 +131,13 @@ pub enum RenditionError {
     Store(#[from] StoreError),
 }
 
-/// A rendition's bytes, whole or a range.
-pub struct RenditionContent {
-    pub rendition: Rendition,
-    pub range: Option<ByteRange>,
-    pub body: ByteStream,
+impl From<Unreadable> for RenditionError {
+    fn from(e: Unreadable) -> Self {
+        match e {
+            Unreadable::Range { size } => RenditionError::RangeNotSatisfiable { size },
+            Unreadable::Store(s) => RenditionError::Store(s),
+        }
+    }
 }
 
 /// Making and reading renditions.
@@ -182,7 +184,8 @@ impl RenditionService {
     }
 
     /// Streams a rendition that [`Self::get`] answered, whole or a range. When its bytes
-    /// went missing from the store, they are made again.
+    /// went missing from the store, they are made again (and the range is taken of the
+    /// rendition made then).
     ///
     /// # Errors
     /// `RangeNotSatisfiable` outside the rendition; as [`Self::get`] when it is remade.
@@ -191,26 +194,18 @@ impl RenditionService {
         media: &Media,
         rendition: Rendition,
         range: Option<RangeSpec>,
-    ) -> Result<RenditionContent, RenditionError> {
-        let range = match range {
-            None => None,
-            Some(spec) => {
-                Some(spec.resolve(rendition.size).ok_or(RenditionError::RangeNotSatisfiable { size: rendition.size })?)
-            }
-        };
-        let span = range.map(|r| (r.start, r.end - r.start + 1));
-        let rendition = match self.blobs.read(&rendition.key(), span).await {
-            Ok(body) => return Ok(RenditionContent { rendition, range, body }),
-            Err(StoreError::NotFound) => {
+    ) -> Result<(Rendition, Opened), RenditionError> {
+        match open_blob(&*self.blobs, &rendition.key(), rendition.size, range).await {
+            Err(Unreadable::Store(StoreError::NotFound)) => {
                 tracing::warn!(key = %rendition.key(), "a recorded rendition is missing from the store; making it again");
                 let lock = self.lock_for(&rendition.key());
                 let _made_here = lock.lock().await;
-                self.make(media, rendition.variant).await?
+                let fresh = self.make(media, rendition.variant).await?;
+                let opened = open_blob(&*self.blobs, &fresh.key(), fresh.size, range).await?;
+                Ok((fresh, opened))
             }
-            Err(e) => return Err(e.into()),
-        };
-        let body = self.blobs.read(&rendition.key(), span).await?;
-        Ok(RenditionContent { rendition, range, body })
+            opened => Ok((rendition, opened?)),
+        }
     }
 
     fn check(&self, media: &Media, variant: Variant) -> Result<(), RenditionError> {
@@ -322,7 +317,7 @@ mod tests {
 
     use super::*;
     use crate::ids::{MediaId, OrgId, UserId};
-    use crate::ports::{MockBlobStore, MockMediaRepository, SystemClock};
+    use crate::ports::{ByteStream, MockBlobStore, MockMediaRepository, SystemClock};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -466,12 +461,12 @@ mod tests {
             Ok(())
         });
         let svc = service(repo, blobs, RenditionLimits::default());
-        let content = svc.open(&m, stale, None).await?;
-        assert_eq!(content.rendition.width, 50);
-        assert_ne!(content.rendition.sha256, "x", "the record is the new rendition's");
-        let mut body = content.body;
+        let (made, opened) = svc.open(&m, stale, None).await?;
+        assert_eq!(made.width, 50);
+        assert_ne!(made.sha256, "x", "the record is the new rendition's");
+        let mut body = opened.body;
         let first = body.next().await.ok_or("a body")??;
-        assert_eq!(first.len() as u64, content.rendition.size);
+        assert_eq!(first.len() as u64, made.size);
         Ok(())
     }
 

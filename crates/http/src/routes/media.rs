@@ -2,8 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use mediabox_domain::media::{ByteRange, Media, RangeSpec};
-use mediabox_domain::ports::ByteStream;
+use mediabox_domain::media::{Media, Opened, RangeSpec};
 use mediabox_domain::rendition::Variant;
 use mediabox_domain::OrgId;
 use serde::Deserialize;
@@ -112,15 +111,9 @@ impl FileHead {
 }
 
 /// The body's answer: 200 with the whole, or 206 with the range.
-fn send(
-    mut b: actix_web::HttpResponseBuilder,
-    content_type: String,
-    size: u64,
-    range: Option<ByteRange>,
-    body: ByteStream,
-) -> HttpResponse {
+fn send(mut b: actix_web::HttpResponseBuilder, content_type: String, size: u64, opened: Opened) -> HttpResponse {
     b.content_type(content_type);
-    let len = match range {
+    let len = match opened.range {
         Some(r) => {
             b.status(StatusCode::PARTIAL_CONTENT)
                 .insert_header(("Content-Range", format!("bytes {}-{}/{size}", r.start, r.end)));
@@ -129,7 +122,7 @@ fn send(
         None => size,
     };
     b.no_chunking(len);
-    b.streaming(body)
+    b.streaming(opened.body)
 }
 
 /// The media's bytes, or a rendition's (`?variant=thumb|preview`, SPEC 11). Works with a
@@ -184,9 +177,8 @@ pub async fn file(
     if etag_matches(&req, &head.etag) {
         return Ok(head.builder().status(StatusCode::NOT_MODIFIED).finish());
     }
-    let content = state.renditions.open(&media, rendition, range_header(&req)).await?;
-    let r = content.rendition;
-    Ok(send(head.builder(), r.content_type, r.size, content.range, content.body))
+    let (r, opened) = state.renditions.open(&media, rendition, range_header(&req)).await?;
+    Ok(send(head.builder(), r.content_type, r.size, opened))
 }
 
 async fn original(state: &AppState, req: &HttpRequest, media: Media) -> Result<HttpResponse, ApiError> {
@@ -198,7 +190,6 @@ async fn original(state: &AppState, req: &HttpRequest, media: Media) -> Result<H
     if etag_matches(req, &head.etag) {
         return Ok(head.builder().status(StatusCode::NOT_MODIFIED).finish());
     }
-    let (content_type, size) = (media.content_type.clone(), media.size);
-    let content = state.media.open(media, range_header(req)).await?;
-    Ok(send(head.builder(), content_type, size, content.range, content.body))
+    let opened = state.media.open(&media, range_header(req)).await?;
+    Ok(send(head.builder(), media.content_type, media.size, opened))
 }
