@@ -156,6 +156,11 @@ fn is_retryable(e: &DieselError) -> bool {
     }
 }
 
+/// Whether `e` is a unique-constraint violation (a concurrent insert got there first).
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+}
+
 /// Whether `e` is a foreign-key violation.
 pub(crate) fn is_fk_violation(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _))

@@ -9,7 +9,7 @@ use mediabox_domain::ports::MediaRepository;
 use mediabox_domain::rendition::{owner_key, RenditionRecord, Variant};
 use mediabox_domain::{MediaId, OrgId, RepoError};
 
-use crate::connection::{as_pg, is_fk_violation, AnyConnection, Db};
+use crate::connection::{as_pg, is_fk_violation, is_unique_violation, AnyConnection, Db};
 use crate::rows::{MediaRow, RenditionRow};
 use crate::schema::{blobs, catalog_item_media, catalog_items, events, gallery_items, media, renditions, uploads};
 
@@ -243,9 +243,7 @@ impl MediaRepository for DieselMediaRepository {
                 // The blob's row is gone: its last media was deleted.
                 Err(e) if is_fk_violation(&e) => Ok(false),
                 // Recorded already (made by another instance too): that one stays.
-                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-                    Ok(true)
-                }
+                Err(e) if is_unique_violation(&e) => Ok(true),
                 Err(e) => Err(e),
             })
             .await

@@ -9,7 +9,7 @@ use mediabox_domain::ports::UploadRepository;
 use mediabox_domain::upload::{ChunkAdvance, Upload};
 use mediabox_domain::{RepoError, UploadId};
 
-use crate::connection::{as_pg, AnyConnection, Db, TxError};
+use crate::connection::{as_pg, is_unique_violation, AnyConnection, Db, TxError};
 use crate::media_repo::find_media;
 use crate::rows::{to_i64, upload_key, MediaRow, NewMediaRow, NewUploadRow, UploadRow};
 use crate::schema::{blobs, media, uploads};
@@ -65,9 +65,7 @@ fn claim_blob(c: &mut AnyConnection, new: &NewMedia) -> Result<String, TxError<C
         .execute(c);
     match inserted {
         Ok(_) => Ok(new.blob_key.clone()),
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-            Err(TxError::Rollback(CompleteRace::BlobCreated))
-        }
+        Err(e) if is_unique_violation(&e) => Err(TxError::Rollback(CompleteRace::BlobCreated)),
         Err(e) => Err(e.into()),
     }
 }
