@@ -3,7 +3,9 @@
 use futures_util::future::join_all;
 use image::GenericImageView;
 use mediabox_tests::images::{self, colour_at, decode, METADATA_MARKS};
-use mediabox_tests::{expect_json, expect_problem, on_both_databases, png, sha256_hex, TestResult, TestServer, ALL};
+use mediabox_tests::{
+    expect_json, expect_problem, on_both_databases, png, sha256_hex, Caller, TestResult, TestServer, ALL,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -147,6 +149,13 @@ async fn media_that_are_not_raster_images_have_none_and_an_unknown_variant_is_40
     for (bytes, name) in [(b"just some words".as_slice(), "notes.txt"), (svg.as_slice(), "icon.svg")] {
         let m = u.upload(bytes, 1000, name).await?;
         assert_eq!((&m["thumbnail"], &m["preview"]), (&Value::Null, &Value::Null), "{name}");
+        let r = u
+            .get(&format!("/rest/api/medias/{}", m["uuid"].as_str().ok_or("uuid")?))
+            .header("X-Organization-Id", "acme")
+            .send()
+            .await?;
+        let ld = expect_json(r, StatusCode::OK).await?;
+        assert_eq!(ld["thumbnailUrl"], Value::Null, "{name}: no thumbnailUrl in JSON-LD");
         let r = u.get(&format!("/api/v2/media/{}/file?variant=thumb", m["id"])).send().await?;
         expect_problem(r, StatusCode::NOT_FOUND).await?;
     }
@@ -236,12 +245,7 @@ async fn deleting_the_media_removes_its_renditions_and_gc_collects_strays(s: Tes
         }
     }
     assert_eq!(rendition_files(&s).len(), 2, "a thumb and a preview, shared");
-    let r = u
-        .delete(&format!("/rest/api/medias/{}", a["uuid"].as_str().ok_or("uuid")?))
-        .header("X-Organization-Id", "acme")
-        .send()
-        .await?;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    delete_one(&u, &a).await?;
     assert_eq!(rendition_files(&s).len(), 2, "still used by the other media");
     fetch(&s, link(&b, "thumbnail")?).await?;
     let gone =
@@ -303,13 +307,34 @@ async fn renditions_are_stored_in_the_bucket_and_removed_with_their_media(s: Tes
     assert_eq!(rendition_files(&s).len(), 1, "stored in the bucket");
     // Served from the bucket the second time, the same bytes.
     assert_eq!(fetch(&s, link(&m, "thumbnail")?).await?.1, thumb);
+
+    // Two instances on one bucket and database, each asked at once for a preview
+    // nobody has made yet (SPEC 10 and 11): one copy is stored, one is recorded, and
+    // both answer its bytes.
+    let other = s.second_instance()?;
+    other.ready(&s.http).await?;
+    let preview = link(&m, "preview")?.to_owned();
+    let elsewhere = preview.replacen(&s.base, &other.base, 1);
+    let (here, there) = tokio::join!(fetch(&s, &preview), fetch(&s, &elsewhere));
+    let (here, there) = (here?.1, there?.1);
+    assert_eq!(decode(&here)?.dimensions(), (900, 1200));
+    assert_eq!(here, there, "both instances answer the same preview");
+    assert_eq!(rendition_files(&s).len(), 2, "one thumb and one preview in the bucket");
+    assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 2, "one record each");
+
+    delete_one(&u, &m).await?;
+    assert!(rendition_files(&s).is_empty());
+    Ok(())
+}
+
+/// `DELETE /rest/api/medias/{uuid}`: 204.
+async fn delete_one(u: &Caller<'_>, m: &Value) -> TestResult {
     let r = u
         .delete(&format!("/rest/api/medias/{}", m["uuid"].as_str().ok_or("uuid")?))
         .header("X-Organization-Id", "acme")
         .send()
         .await?;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(rendition_files(&s).is_empty());
     Ok(())
 }
 

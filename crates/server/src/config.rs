@@ -169,10 +169,17 @@ mod tests {
         let c = Config::load(Some(&file));
         std::env::remove_var("MEDIABOX_MAX_CHUNK_BYTES");
         let c = c?;
+        assert_eq!(c.max_image_pixels, 100_000_000, "SPEC 11's default");
         assert_eq!(c.listen, "0.0.0.0:9000");
         assert_eq!(c.max_chunk_bytes, 2048);
         assert_eq!(c.database_url, "sqlite:///srv/mb/mediabox.db");
         assert_eq!(c.max_upload_bytes, 5 << 30);
+        std::fs::write(&file, "max_image_pixels = 4000000\n")?;
+        std::env::set_var("MEDIABOX_MAX_IMAGE_PIXELS", "12000000");
+        let c = Config::load(Some(&file));
+        std::env::remove_var("MEDIABOX_MAX_IMAGE_PIXELS");
+        assert_eq!(c?.max_image_pixels, 12_000_000);
+        assert_eq!(Config::load(Some(&file))?.max_image_pixels, 4_000_000);
         std::fs::write(&file, "no_such_setting = 1\n")?;
         assert!(Config::load(Some(&file)).is_err(), "unknown keys are refused");
         Ok(())
