@@ -43,12 +43,10 @@ fn lower_hex(s: &str) -> bool {
 /// `.preview` (a rendition of it). Never a path from outside.
 pub(crate) fn valid_key(key: &str) -> Result<&str, StoreError> {
     let hex_of = |s: &str, n: usize| s.len() == n && lower_hex(s);
-    let ok = match mediabox_domain::rendition::owner_key(key).split_once('-') {
+    let owner = mediabox_domain::rendition::owner_key(key);
+    let ok = match owner.split_once('-') {
         Some((sha, upload)) => hex_of(sha, 64) && hex_of(upload, 32),
-        None => {
-            let owner = mediabox_domain::rendition::owner_key(key);
-            hex_of(owner, 32) || hex_of(owner, 64)
-        }
+        None => hex_of(owner, 32) || hex_of(owner, 64),
     };
     if ok {
         Ok(key)
