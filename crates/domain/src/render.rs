@@ -197,10 +197,11 @@ fn shrink(img: DynamicImage, side: u32) -> DynamicImage {
 
 fn encode(img: &DynamicImage) -> Result<Rendered, RenderError> {
     let (width, height) = img.dimensions();
-    let transparent = img.color().has_alpha() && img.to_rgba8().pixels().any(|p| p[3] < u8::MAX);
+    // Converted once: checked for transparency, and encoded when there is some.
+    let rgba = img.color().has_alpha().then(|| img.to_rgba8()).filter(|i| i.pixels().any(|p| p[3] < u8::MAX));
     let mut out = Cursor::new(Vec::new());
-    let content_type = if transparent {
-        DynamicImage::ImageRgba8(img.to_rgba8()).write_to(&mut out, ImageFormat::Png).map_err(encode_error)?;
+    let content_type = if let Some(rgba) = rgba {
+        DynamicImage::ImageRgba8(rgba).write_to(&mut out, ImageFormat::Png).map_err(encode_error)?;
         "image/png"
     } else {
         let opaque = if img.color().channel_count() <= 2 {
