@@ -39,6 +39,47 @@ pub struct AuthConfig {
     issuer: Option<String>,
     audience: Option<String>,
     refresh: bool,
+    verified: VerifiedTokens,
+}
+
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 30;
+
+/// A token whose signature, algorithm, issuer and audience were checked, and what it says.
+/// Only its time claims can change their verdict later.
+struct Verified {
+    user: UserId,
+    org_claim: Option<String>,
+    orgs: HashMap<String, Vec<Permission>>,
+    claims: Map<String, Value>,
+    exp: i64,
+    nbf: Option<i64>,
+    /// The last sliding token minted from this one, and the second it was minted in.
+    refreshed: std::sync::Mutex<Option<(i64, String)>>,
+}
+
+/// Tokens verified recently, by their exact text. A client sends the same token with
+/// every request; checking its signature and parsing its claims each time was an eighth
+/// of the server's work on a metadata read. A hit re-checks `exp` and `nbf` against the
+/// clock; everything else a token's text decides cannot change while the keys do not.
+/// Bounded: when full it is emptied and refills with the tokens in use.
+#[derive(Default)]
+struct VerifiedTokens(std::sync::Mutex<HashMap<Box<str>, std::sync::Arc<Verified>>>);
+
+const VERIFIED_TOKENS_MAX: usize = 4096;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<std::sync::Arc<Verified>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned()
+    }
+
+    fn put(&self, token: &str, v: std::sync::Arc<Verified>) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= VERIFIED_TOKENS_MAX {
+            map.clear();
+        }
+        map.insert(token.into(), v);
+    }
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -59,6 +100,7 @@ impl AuthConfig {
             issuer: None,
             audience: None,
             refresh,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -90,7 +132,13 @@ impl AuthConfig {
             let k = DecodingKey::from_ec_pem(bytes).map_err(|e| KeyError::Unreadable(e.to_string()))?;
             vec![(None, k, Algorithm::ES256)]
         };
-        Ok(Self { keys: Keys::Public(keys), issuer: None, audience: None, refresh: false })
+        Ok(Self {
+            keys: Keys::Public(keys),
+            issuer: None,
+            audience: None,
+            refresh: false,
+            verified: VerifiedTokens::default(),
+        })
     }
 
     #[must_use]
@@ -109,7 +157,7 @@ impl AuthConfig {
         v.algorithms = vec![alg];
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.leeway = 30;
+        v.leeway = LEEWAY_SECS.unsigned_abs();
         let mut required = vec!["exp", "sub"];
         if let Some(iss) = &self.issuer {
             v.set_issuer(&[iss]);
@@ -163,17 +211,77 @@ impl AuthConfig {
     /// The sliding-session token: the same claims with `iat` now and the same lifetime.
     #[must_use]
     pub fn refreshed(&self, claims: &Map<String, Value>) -> Option<String> {
+        self.refreshed_at(claims, chrono::Utc::now().timestamp())
+    }
+
+    fn refreshed_at(&self, claims: &Map<String, Value>, now: i64) -> Option<String> {
         let Keys::Hmac { encoding, .. } = &self.keys else { return None };
         if !self.refresh {
             return None;
         }
         let exp = claims.get("exp")?.as_i64()?;
         let iat = claims.get("iat")?.as_i64()?;
-        let now = chrono::Utc::now().timestamp();
         let mut fresh = claims.clone();
         fresh.insert("iat".into(), now.into());
         fresh.insert("exp".into(), (now + (exp - iat).max(0)).into());
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &fresh, encoding).ok()
+    }
+
+    /// The sliding token of a verified one: minted at most once a second (within a second
+    /// the same claims give the same token).
+    fn refreshed_of(&self, v: &Verified) -> Option<String> {
+        if !self.refresh || !matches!(self.keys, Keys::Hmac { .. }) {
+            return None;
+        }
+        let now = chrono::Utc::now().timestamp();
+        let mut last = v.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, token)) = last.as_ref().filter(|(at, _)| *at == now) {
+            return Some(token.clone());
+        }
+        let token = self.refreshed_at(&v.claims, now)?;
+        *last = Some((now, token.clone()));
+        Some(token)
+    }
+
+    /// Verifies a token, or finds it verified before and checks its time claims again.
+    fn verified(&self, token: &str) -> Result<std::sync::Arc<Verified>, ApiError> {
+        self.verified_at(token, chrono::Utc::now().timestamp())
+    }
+
+    fn verified_at(&self, token: &str, now: i64) -> Result<std::sync::Arc<Verified>, ApiError> {
+        if let Some(v) = self.verified.get(token) {
+            if v.exp < now - LEEWAY_SECS {
+                return Err(ApiError::unauthorized("token expired"));
+            }
+            if v.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+                return Err(ApiError::unauthorized("token not valid yet"));
+            }
+            return Ok(v);
+        }
+        let claims = self.verify(token)?;
+        let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(|| ApiError::unauthorized("token lacks sub"))?;
+        let user = UserId::new(sub).map_err(|_| ApiError::unauthorized("token sub is not a valid user id"))?;
+        let orgs: HashMap<String, Vec<Permission>> = claims
+            .get("orgs")
+            .cloned()
+            .map(serde_json::from_value::<BTreeMap<String, Vec<String>>>)
+            .transpose()
+            .map_err(|_| ApiError::unauthorized("token orgs claim is malformed"))?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(org, perms)| (org, perms.iter().filter_map(|p| Permission::parse(p)).collect()))
+            .collect();
+        let v = std::sync::Arc::new(Verified {
+            user,
+            org_claim: claims.get("org").and_then(Value::as_str).map(str::to_owned),
+            orgs,
+            exp: claims.get("exp").and_then(Value::as_i64).ok_or_else(|| ApiError::unauthorized("token invalid"))?,
+            nbf: claims.get("nbf").and_then(Value::as_i64),
+            claims,
+            refreshed: std::sync::Mutex::new(None),
+        });
+        self.verified.put(token, std::sync::Arc::clone(&v));
+        Ok(v)
     }
 
     /// Mints a token with the secret (for `mediabox token` and tests).
@@ -241,13 +349,11 @@ impl AuthUser {
         let state =
             req.app_data::<actix_web::web::Data<AppState>>().ok_or_else(|| ApiError::internal("no app state"))?;
         let token = bearer(req).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let claims = state.auth.verify(token)?;
-        let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(|| ApiError::unauthorized("token lacks sub"))?;
-        let user = UserId::new(sub).map_err(|_| ApiError::unauthorized("token sub is not a valid user id"))?;
+        let v = state.auth.verified(token)?;
         let org = match header_org(req)? {
             Some(o) => o,
             None => {
-                let claim = claims.get("org").and_then(Value::as_str).ok_or_else(|| {
+                let claim = v.org_claim.as_deref().ok_or_else(|| {
                     ApiError::bad_field(
                         ORG_HEADERS[0],
                         "no organization: send X-Organization-Id or use a token with an org claim",
@@ -256,16 +362,7 @@ impl AuthUser {
                 OrgId::new(claim).map_err(|_| ApiError::unauthorized("token org is not a valid organization id"))?
             }
         };
-        let orgs: HashMap<String, Vec<String>> = claims
-            .get("orgs")
-            .cloned()
-            .map(serde_json::from_value::<BTreeMap<String, Vec<String>>>)
-            .transpose()
-            .map_err(|_| ApiError::unauthorized("token orgs claim is malformed"))?
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let Some(perms) = orgs.get(org.as_str()) else {
+        let Some(perms) = v.orgs.get(org.as_str()) else {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::FORBIDDEN,
                 "forbidden",
@@ -273,8 +370,8 @@ impl AuthUser {
                 "the token does not grant access to this organization",
             ));
         };
-        let actor = Actor::new(user, org, perms.iter().filter_map(|p| Permission::parse(p)));
-        if let Some(t) = state.auth.refreshed(&claims) {
+        let actor = Actor::new(v.user.clone(), org, perms.iter().copied());
+        if let Some(t) = state.auth.refreshed_of(&v) {
             req.extensions_mut().insert(RefreshedToken(t));
         }
         Ok(AuthUser(actor))
@@ -328,6 +425,45 @@ mod tests {
         // alg "none": header {"alg":"none"} and an empty signature.
         let none = format!("eyJhbGciOiJub25lIn0.{}.", good.split('.').nth(1).unwrap_or_default());
         assert!(auth.verify(&none).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_token_verified_before_is_still_refused_once_expired_or_before_nbf() -> Result<(), String> {
+        let auth = AuthConfig::hs256(b"secret", true);
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = dev_claims("u-1", "acme", &["media:read".into()], 60);
+        claims.insert("nbf".into(), now.into());
+        let token = auth.mint(&claims)?;
+        let first = auth.verified_at(&token, now).map_err(|e| e.to_string())?;
+        assert_eq!(first.orgs.get("acme").map(Vec::len), Some(1));
+        assert!(auth.verified.get(&token).is_some(), "kept for the next request");
+        // The same text later: the kept verdict's time claims are checked again.
+        assert!(auth.verified_at(&token, now + 60 + LEEWAY_SECS).is_ok(), "within the leeway");
+        let late = auth.verified_at(&token, now + 61 + LEEWAY_SECS).map(|_| ()).map_err(|e| e.to_string());
+        assert!(late.is_err_and(|e| e.contains("token expired")));
+        let early = auth.verified_at(&token, now - 1 - LEEWAY_SECS).map(|_| ()).map_err(|e| e.to_string());
+        assert!(early.is_err_and(|e| e.contains("not valid yet")));
+        // A token with one character changed is another token: its signature is checked.
+        let mut forged = token.clone();
+        let last = forged.pop().ok_or("empty token")?;
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(auth.verified_at(&forged, now).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_sliding_token_is_minted_once_a_second() -> Result<(), String> {
+        let auth = AuthConfig::hs256(b"secret", true);
+        let token = auth.mint(&dev_claims("u-1", "acme", &["media:read".into()], 60))?;
+        let v = auth.verified(&token).map_err(|e| e.to_string())?;
+        let a = auth.refreshed_of(&v).ok_or("no refresh")?;
+        let kept = v.refreshed.lock().map_err(|e| e.to_string())?.clone().ok_or("not kept")?;
+        assert_eq!(kept.1, a);
+        // A sliding token minted in another second is minted afresh, not served stale.
+        *v.refreshed.lock().map_err(|e| e.to_string())? = Some((kept.0 - 5, "stale".into()));
+        assert_ne!(auth.refreshed_of(&v).as_deref(), Some("stale"));
+        assert!(AuthConfig::hs256(b"secret", false).refreshed_of(&v).is_none());
         Ok(())
     }
 

@@ -13,6 +13,8 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use mediabox_domain::RepoError;
 
+use crate::executor::Executor;
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
@@ -125,6 +127,8 @@ impl Manager {
 pub struct Db {
     pool: Pool<Manager>,
     writer: Option<Arc<Mutex<()>>>,
+    /// The threads that run the queries, one per pooled connection at most.
+    threads: Arc<Executor>,
 }
 
 impl std::fmt::Debug for Db {
@@ -206,7 +210,9 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .build_unchecked(manager);
-        Ok(Self { pool, writer: sqlite.then(|| Arc::new(Mutex::new(()))) })
+        // A query that waited for a thread longer than for a connection fails the same way.
+        let threads = Arc::new(Executor::new("mediabox-db", max_connections as usize, timeout));
+        Ok(Self { pool, writer: sqlite.then(|| Arc::new(Mutex::new(()))), threads })
     }
 
     /// Applies pending migrations (under an advisory lock on PostgreSQL, so several
@@ -229,30 +235,37 @@ impl Db {
         applied.map_err(|e| ConnectError::Migrate(e.to_string()))
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
+    /// Runs `f` with a pooled connection on one of the database's threads.
     ///
     /// # Errors
-    /// `Unavailable` when no connection comes within the timeout or the connection
-    /// broke; `Other` for any other database error.
+    /// `Unavailable` when no connection comes within the timeout (waiting for a thread
+    /// included) or the connection broke; `Other` for any other database error.
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, RepoError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
-            let done = f(&mut conn.conn);
-            if done.is_ok() {
-                conn.alive_at = std::time::Instant::now();
-            }
-            done.map_err(repo_error)
-        })
-        .await;
-        match joined {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(RepoError::Other(Box::new(e))),
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.threads.submit(Box::new(move |stale| {
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if stale {
+                    return Err(RepoError::Unavailable("no database connection within the timeout".into()));
+                }
+                let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
+                let done = f(&mut conn.conn);
+                if done.is_ok() {
+                    conn.alive_at = std::time::Instant::now();
+                }
+                done.map_err(repo_error)
+            }));
+            // The caller may have gone (a dropped request): the work is done all the same.
+            let _ = tx.send(done);
+        }));
+        match rx.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(RepoError::Unavailable("the database threads have stopped".into())),
         }
     }
 
@@ -309,5 +322,24 @@ impl Db {
     /// `Unavailable` when it does not.
     pub async fn ping(&self) -> Result<(), RepoError> {
         self.run(|c| diesel::sql_query("SELECT 1").execute(c).map(|_| ())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.cargo/config.toml` builds SQLite with `SQLITE_ENABLE_QPSG`. Without it every
+    /// statement with a `LIMIT` (diesel binds them all) is parsed again on every run:
+    /// reads lose a third of their speed, and nothing else would notice.
+    #[test]
+    fn sqlite_is_built_with_the_query_planner_stability_guarantee() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = SqliteConnection::establish(":memory:")?;
+        let on: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "EXISTS (SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG')",
+        ))
+        .get_result(&mut c)?;
+        assert!(on, "SQLite was built without SQLITE_ENABLE_QPSG: is LIBSQLITE3_FLAGS overridden?");
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod catalog_repo;
 mod connection;
 mod event_repo;
+mod executor;
 mod media_repo;
 mod rows;
 mod schema;
