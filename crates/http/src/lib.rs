@@ -19,47 +19,97 @@ pub use state::{AppState, Readiness};
 /// Largest non-chunk body accepted (JSON and form bodies).
 pub const MAX_BODY_BYTES: usize = 2 << 20;
 
+/// One path and its methods; another method on it answers 404, as an unknown path does.
+fn at(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(middleware::not_found))
+}
+
 /// Registers every route. Chunk bodies stream (`web::Payload`); other bodies are small.
+///
+/// Grouped by static prefixes (`web::scope`), one resource per path: actix matches a
+/// dynamic path with a regular expression, trying resources in order, and a request for
+/// a media's metadata used to try four before its own (6 % of the server's work). Static
+/// paths come before the dynamic ones they would otherwise match (`chunk_upload/`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{events, images, media, ops, rest, uploads};
     cfg.app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/openapi.json", web::get().to(ops::openapi))
-        .route("/docs", web::get().to(ops::docs_redirect))
+        .service(at("/healthz").route(web::get().to(ops::healthz)))
+        .service(at("/readyz").route(web::get().to(ops::readyz)))
+        .service(at("/metrics").route(web::get().to(ops::metrics)))
+        .service(at("/openapi.json").route(web::get().to(ops::openapi)))
+        .service(at("/docs").route(web::get().to(ops::docs_redirect)))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", openapi::document().clone()),
         )
-        .route("/api/v2/media/chunk_upload/", web::put().to(uploads::start))
-        .route("/api/v2/media/chunk_upload/{upload_id}/", web::put().to(uploads::append))
-        .route("/api/v2/media/chunk_upload/{upload_id}/", web::get().to(uploads::status))
-        .route("/api/v2/media/chunk_upload/{upload_id}/", web::delete().to(uploads::abandon))
-        .route("/api/v2/media/chunk_upload_complete/", web::post().to(uploads::complete))
-        .route("/api/v2/media/{id}/", web::get().to(media::get))
-        .route("/api/v2/media/{id}/file", web::get().to(media::file))
-        .route("/api/v2/event/", web::post().to(events::create))
-        .route("/api/v2/event/", web::get().to(events::list))
-        .route("/api/v2/event/{id}/", web::get().to(events::get))
-        .route("/api/v2/event/{id}/", web::patch().to(events::update))
-        .route("/api/v2/event/{id}/", web::delete().to(events::delete))
-        .route("/api/v2/event/{id}/managers/", web::post().to(events::add_manager))
-        .route("/api/v2/event/{id}/managers/", web::delete().to(events::remove_manager))
-        .route("/api/v2/event/{id}/gallery/", web::post().to(events::add_to_gallery))
-        .route("/api/v2/event/{id}/gallery/", web::delete().to(events::remove_from_gallery))
-        .route("/api/v2/event/{id}/gallery/", web::get().to(events::gallery))
-        .route("/api/v1/images", web::delete().to(images::delete))
-        .route("/rest/api/medias/{uuid}", web::get().to(rest::get_media))
-        .route("/rest/api/medias/{uuid}", web::delete().to(rest::delete_media))
-        .route("/rest/api/products", web::get().to(rest::list_products))
-        .route("/rest/api/products", web::post().to(rest::create_product))
-        .route("/rest/api/products/{id}", web::get().to(rest::get_product))
-        .route("/rest/api/products/{id}", web::patch().to(rest::update_product))
-        .route("/rest/api/products/{id}", web::delete().to(rest::delete_product))
-        .route("/rest/api/variants", web::get().to(rest::list_variants))
-        .route("/rest/api/variants", web::post().to(rest::create_variant))
-        .route("/rest/api/variants/{id}", web::get().to(rest::get_variant))
-        .route("/rest/api/variants/{id}", web::patch().to(rest::update_variant))
-        .route("/rest/api/variants/{id}", web::delete().to(rest::delete_variant))
+        .service(
+            web::scope("/api/v2/media")
+                .service(at("/chunk_upload/").route(web::put().to(uploads::start)))
+                .service(at("/chunk_upload_complete/").route(web::post().to(uploads::complete)))
+                .service(
+                    web::scope("/chunk_upload").service(
+                        at("/{upload_id}/")
+                            .route(web::put().to(uploads::append))
+                            .route(web::get().to(uploads::status))
+                            .route(web::delete().to(uploads::abandon)),
+                    ),
+                )
+                .service(at("/{id}/").route(web::get().to(media::get)))
+                .service(at("/{id}/file").route(web::get().to(media::file))),
+        )
+        .service(
+            web::scope("/api/v2/event")
+                .service(at("/").route(web::post().to(events::create)).route(web::get().to(events::list)))
+                .service(
+                    web::scope("/{id}")
+                        .service(
+                            at("/")
+                                .route(web::get().to(events::get))
+                                .route(web::patch().to(events::update))
+                                .route(web::delete().to(events::delete)),
+                        )
+                        .service(
+                            at("/managers/")
+                                .route(web::post().to(events::add_manager))
+                                .route(web::delete().to(events::remove_manager)),
+                        )
+                        .service(
+                            at("/gallery/")
+                                .route(web::get().to(events::gallery))
+                                .route(web::post().to(events::add_to_gallery))
+                                .route(web::delete().to(events::remove_from_gallery)),
+                        ),
+                ),
+        )
+        .service(at("/api/v1/images").route(web::delete().to(images::delete)))
+        .service(
+            web::scope("/rest/api")
+                .service(
+                    at("/medias/{uuid}")
+                        .route(web::get().to(rest::get_media))
+                        .route(web::delete().to(rest::delete_media)),
+                )
+                .service(
+                    at("/products")
+                        .route(web::get().to(rest::list_products))
+                        .route(web::post().to(rest::create_product)),
+                )
+                .service(
+                    at("/products/{id}")
+                        .route(web::get().to(rest::get_product))
+                        .route(web::patch().to(rest::update_product))
+                        .route(web::delete().to(rest::delete_product)),
+                )
+                .service(
+                    at("/variants")
+                        .route(web::get().to(rest::list_variants))
+                        .route(web::post().to(rest::create_variant)),
+                )
+                .service(
+                    at("/variants/{id}")
+                        .route(web::get().to(rest::get_variant))
+                        .route(web::patch().to(rest::update_variant))
+                        .route(web::delete().to(rest::delete_variant)),
+                ),
+        )
         .default_service(web::to(middleware::not_found));
 }

@@ -9,7 +9,7 @@ use mediabox_domain::ports::MediaRepository;
 use mediabox_domain::rendition::{owner_key, RenditionRecord, Variant};
 use mediabox_domain::{MediaId, OrgId, RepoError};
 
-use crate::connection::{as_pg, is_fk_violation, is_unique_violation, AnyConnection, Db};
+use crate::connection::{as_pg, is_fk_violation, is_unique_violation, per_backend, AnyConnection, Db};
 use crate::rows::{MediaRow, RenditionRow};
 use crate::schema::{blobs, catalog_item_media, catalog_items, events, gallery_items, media, renditions, uploads};
 
@@ -28,12 +28,9 @@ impl DieselMediaRepository {
 
 /// A media by id within an organization, for use inside other queries and transactions.
 pub(crate) fn find_media(conn: &mut AnyConnection, org: &str, id: i64) -> QueryResult<Option<Media>> {
-    let row: Option<MediaRow> = media::table
-        .filter(media::id.eq(id))
-        .filter(media::org.eq(org))
-        .select(media::all_columns)
-        .first(conn)
-        .optional()?;
+    // The id is the primary key: no `LIMIT` needed to get at most one row.
+    let query = media::table.filter(media::id.eq(id)).filter(media::org.eq(org)).select(media::all_columns);
+    let row: Option<MediaRow> = per_backend!(conn, |c| query.get_result(c).optional())?;
     row.map(|r| Media::try_from(r).map_err(Into::into)).transpose()
 }
 
