@@ -103,9 +103,32 @@ pub trait UploadRepository: Send + Sync {
     /// `RepoError` when it cannot be written.
     async fn create(&self, upload: &Upload, lease: uuid::Uuid, until: DateTime<Utc>) -> Result<(), RepoError>;
 
+    /// Stores an upload whose first chunk is already staged (its offset, hash states and
+    /// staging state as given), holding no lease: one statement for a whole small file's
+    /// first request.
+    /// # Errors
+    /// `RepoError` when it cannot be written.
+    async fn insert(&self, upload: &Upload) -> Result<(), RepoError>;
+
     /// # Errors
     /// `Ok(None)` when no upload has this id.
     async fn find(&self, id: UploadId) -> Result<Option<Upload>, RepoError>;
+
+    /// Takes the write lease of an unexpired upload of `org` started by `user` that no
+    /// media was made of and no request holds the lease of, at whatever offset it stands,
+    /// and answers it as it stands: what `find` then `acquire_lease` do, in one statement
+    /// (a complete's first step).
+    /// # Errors
+    /// `Ok(None)` when any of that does not hold; the caller then asks `find` why.
+    async fn lease_unfinished(
+        &self,
+        id: UploadId,
+        org: &OrgId,
+        user: &UserId,
+        lease: uuid::Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Upload>, RepoError>;
 
     /// Takes the upload's write lease if its offset is still `offset`, no media was made of
     /// it and no unexpired lease is held. This is what keeps two chunks racing for one

@@ -260,9 +260,59 @@ impl UploadService {
             media: None,
             staging_state: None,
         };
-        let lease = uuid::Uuid::new_v4();
-        self.uploads.create(&upload, lease, now + Duration::seconds(LEASE_SECS)).await?;
-        self.write_leased(upload, lease, range, body).await
+        // Nobody knows this upload's id before its row exists. Unless the store opens
+        // something the row must record before bytes flow (S3: a multipart upload), the
+        // first chunk streams first and the row is inserted once, already holding it: no
+        // lease to take and give back (one statement instead of two). A crash in between
+        // leaves staging bytes without a row, which gc's stray staging sweep removes.
+        let len = range.map(|r| r.byte_count());
+        match self.blobs.prepare_staging(upload.id, None, len).await? {
+            Some(opened) => {
+                let upload = Upload { staging_state: Some(opened), ..upload };
+                let lease = uuid::Uuid::new_v4();
+                self.uploads.create(&upload, lease, now + Duration::seconds(LEASE_SECS)).await?;
+                self.write_leased(upload, lease, range, body).await
+            }
+            None => self.write_first(upload, range, body).await,
+        }
+    }
+
+    /// The first chunk of an upload that has no row yet (see [`Self::start`]): its bytes,
+    /// then its row. A failure on the way leaves neither.
+    async fn write_first(
+        &self,
+        upload: Upload,
+        range: Option<ChunkRange>,
+        body: IncomingBody,
+    ) -> Result<Upload, ChunkError> {
+        let advance = match self.stream_into_staging(&upload, None, range, body).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Best effort: what is left is stray staging, gc's to remove.
+                let _ = self.blobs.delete_staging(upload.id, None).await;
+                return Err(e);
+            }
+        };
+        // Stray staging is collected once older than a lease (and a margin): a first chunk
+        // that streamed longer than a lease may have lost its bytes to gc, as a leased
+        // chunk would have lost its lease. It is refused; the client starts again.
+        if self.clock.now() > upload.created_at + Duration::seconds(LEASE_SECS) {
+            let _ = self.blobs.delete_staging(upload.id, advance.staging_state).await;
+            return Err(ChunkError::Busy { offset: 0 });
+        }
+        let upload = Upload {
+            offset: advance.offset,
+            total: advance.total,
+            sha256_state: advance.sha256_state,
+            md5_state: advance.md5_state,
+            staging_state: advance.staging_state,
+            ..upload
+        };
+        if let Err(e) = self.uploads.insert(&upload).await {
+            let _ = self.blobs.delete_staging(upload.id, upload.staging_state.clone()).await;
+            return Err(e.into());
+        }
+        Ok(upload)
     }
 
     /// Appends a chunk at the upload's offset.
@@ -587,6 +637,17 @@ impl UploadService {
         checksum: Option<Checksum>,
     ) -> Result<Media, CompleteError> {
         actor.require(&[Permission::MediaWrite])?;
+        // The chunks' write lease: no chunk can append, and no other complete commit,
+        // while these bytes become a blob. The common case takes it in the statement that
+        // reads the upload; anything else (someone else's upload, expired, completed, a
+        // chunk in flight) is told apart below, the slower way.
+        let lease = uuid::Uuid::new_v4();
+        let now = self.clock.now();
+        let until = now + Duration::seconds(LEASE_SECS);
+        if let Some(upload) = self.uploads.lease_unfinished(id, actor.org(), actor.user(), lease, until, now).await? {
+            let checked = completable(&upload, checksum.as_ref());
+            return self.commit_leased(&upload, lease, checked).await;
+        }
         let upload = match self.access(actor, id).await? {
             Access::Ok(u) => *u,
             Access::NotFound => return Err(CompleteError::NotFound),
@@ -599,28 +660,7 @@ impl UploadService {
             // Completed before: the same media (its bytes may live under another key).
             return self.media.find(&upload.org, done).await?.ok_or(CompleteError::NotFound);
         }
-        let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| CompleteError::Corrupt)?;
-        let (sha256, md5) = hashes.finish();
-        if upload.offset == 0 {
-            return Err(CompleteError::Empty);
-        }
-        if let Some(total) = upload.total.filter(|t| *t != upload.offset) {
-            return Err(CompleteError::Incomplete { offset: upload.offset, total });
-        }
-        match &checksum {
-            Some(Checksum::Md5(m)) if !m.eq_ignore_ascii_case(&md5) => {
-                return Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: upload.offset })
-            }
-            Some(Checksum::Sha256(s)) if !s.eq_ignore_ascii_case(&sha256) => {
-                return Err(CompleteError::ChecksumMismatch { algorithm: "sha256", offset: upload.offset })
-            }
-            _ => {}
-        }
-        // The chunks' write lease: no chunk can append, and no other complete commit,
-        // while these bytes become a blob.
-        let lease = uuid::Uuid::new_v4();
-        let now = self.clock.now();
-        let until = now + Duration::seconds(LEASE_SECS);
+        let (sha256, md5) = completable(&upload, checksum.as_ref())?;
         if !self.uploads.acquire_lease(upload.id, upload.offset, lease, until, now).await? {
             return match self.uploads.find(upload.id).await? {
                 // A concurrent complete finished first: its media is the answer.
@@ -631,10 +671,25 @@ impl UploadService {
                 None => Err(CompleteError::NotFound),
             };
         }
-        let made = self.commit_media(&upload, sha256, md5).await;
+        self.commit_leased(&upload, lease, Ok((sha256, md5))).await
+    }
+
+    /// Under the upload's lease: makes the media when the upload passed its checks, and
+    /// lets the lease go when it did not or the commit failed (the upload stays
+    /// resumable).
+    async fn commit_leased(
+        &self,
+        upload: &Upload,
+        lease: uuid::Uuid,
+        checked: Result<(String, String), CompleteError>,
+    ) -> Result<Media, CompleteError> {
+        let made = match checked {
+            Ok((sha256, md5)) => self.commit_media(upload, sha256, md5).await,
+            Err(e) => Err(e),
+        };
         match made {
             Err(CompleteError::Store(StoreError::Lost { .. })) => self.forget_lost(upload.id, lease).await?,
-            // The upload stays resumable; a failure to release leaves a lease that lapses.
+            // A failure to release leaves a lease that lapses.
             Err(_) => drop(self.uploads.release_lease(upload.id, lease).await),
             Ok(_) => {}
         }
@@ -679,6 +734,28 @@ impl UploadService {
             let _ = self.blobs.delete_blob(&key).await;
         }
         Ok(media)
+    }
+}
+
+/// What completing `upload` needs before its bytes are touched: bytes, all of them when
+/// a total was announced, and the checksum the client sent, if any. Answers its digests.
+fn completable(upload: &Upload, checksum: Option<&Checksum>) -> Result<(String, String), CompleteError> {
+    let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| CompleteError::Corrupt)?;
+    let (sha256, md5) = hashes.finish();
+    if upload.offset == 0 {
+        return Err(CompleteError::Empty);
+    }
+    if let Some(total) = upload.total.filter(|t| *t != upload.offset) {
+        return Err(CompleteError::Incomplete { offset: upload.offset, total });
+    }
+    match checksum {
+        Some(Checksum::Md5(m)) if !m.eq_ignore_ascii_case(&md5) => {
+            Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: upload.offset })
+        }
+        Some(Checksum::Sha256(s)) if !s.eq_ignore_ascii_case(&sha256) => {
+            Err(CompleteError::ChecksumMismatch { algorithm: "sha256", offset: upload.offset })
+        }
+        _ => Ok((sha256, md5)),
     }
 }
 
@@ -761,31 +838,111 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_first_chunk_creates_its_upload_holding_the_lease_and_records_under_it() -> TestResult {
+    async fn a_first_chunk_is_staged_then_its_upload_inserted_once_without_a_lease() -> TestResult {
+        let mut seq = mockall::Sequence::new();
         let mut repo = MockUploadRepository::new();
-        let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let held = taken.clone();
-        repo.expect_create().times(1).returning(move |u, lease, until| {
-            assert_eq!((u.offset, until - u.created_at), (0, Duration::seconds(LEASE_SECS)));
-            *held.lock().map_err(|_| RepoError::Other("poisoned".into()))? = Some(lease);
-            Ok(())
-        });
-        // No second statement to take the lease.
-        repo.expect_acquire_lease().never();
-        let used = taken.clone();
-        repo.expect_advance()
-            .withf(move |_, lease, adv| used.lock().is_ok_and(|l| *l == Some(*lease)) && adv.offset == 2)
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(None));
+        blobs.expect_staging_writer().withf(|_, offset, _| *offset == 0).times(1).in_sequence(&mut seq).returning(
+            |_, _, _| {
+                let mut w = accepting_writer();
+                w.expect_finish().returning(|| Ok(None));
+                Ok(Box::new(w))
+            },
+        );
+        // One statement, after the bytes: the row holds the chunk and no lease.
+        let mut done = Hashes::default();
+        done.update(b"ab");
+        let (sha, md5) = done.to_state();
+        repo.expect_insert()
+            .withf(move |u| u.offset == 2 && u.sha256_state == sha && u.md5_state == md5 && u.filename == "a.bin")
             .times(1)
-            .returning(|_, _, _| Ok(true));
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        repo.expect_create().never();
+        repo.expect_acquire_lease().never();
+        repo.expect_advance().never();
+        let up = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await?;
+        assert_eq!(up.offset, 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_first_chunk_that_fails_leaves_no_row_and_its_staging_is_removed() -> TestResult {
+        // The body breaks off: no row, the staging goes.
+        let mut repo = MockUploadRepository::new();
+        repo.expect_insert().never();
+        repo.expect_create().never();
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _| {
             let mut w = accepting_writer();
-            w.expect_finish().returning(|| Ok(None));
+            w.expect_abandon().returning(|| ());
             Ok(Box::new(w))
         });
+        blobs.expect_delete_staging().withf(|_, st| st.is_none()).times(1).returning(|_, _| Ok(0));
+        let broken: IncomingBody = Box::pin(futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(std::io::Error::other("connection reset")),
+        ]));
+        let err = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, broken).await;
+        assert!(matches!(err, Err(ChunkError::Store(StoreError::Body(_)))), "{err:?}");
+
+        // The bytes are staged but the row cannot be written: the staging goes too.
+        let mut repo = MockUploadRepository::new();
+        repo.expect_insert().times(1).returning(|_| Err(RepoError::Unavailable("database down".into())));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_staging_writer().returning(|_, _, _| {
+            let mut w = accepting_writer();
+            w.expect_finish().returning(|| Ok(Some("parts".into())));
+            Ok(Box::new(w))
+        });
+        blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
+        let err = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::Repository(RepoError::Unavailable(_)))), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_first_chunk_the_store_opens_staging_for_is_recorded_under_a_lease_before_any_byte() -> TestResult {
+        let mut seq = mockall::Sequence::new();
+        let mut repo = MockUploadRepository::new();
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(Some("mp".into())));
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let held = taken.clone();
+        repo.expect_create()
+            .withf(|u, _, _| u.offset == 0 && u.staging_state.as_deref() == Some("mp"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |u, lease, until| {
+                assert_eq!(until - u.created_at, Duration::seconds(LEASE_SECS));
+                *held.lock().map_err(|_| RepoError::Other("poisoned".into()))? = Some(lease);
+                Ok(())
+            });
+        // Opened already: the store opens nothing more, and nothing is recorded again.
+        blobs
+            .expect_prepare_staging()
+            .withf(|_, st, _| st.as_deref() == Some("mp"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(None));
+        repo.expect_record_staging().never();
+        blobs.expect_staging_writer().times(1).in_sequence(&mut seq).returning(|_, _, _| {
+            let mut w = accepting_writer();
+            w.expect_finish().returning(|| Ok(Some("mp+part".into())));
+            Ok(Box::new(w))
+        });
+        let used = taken.clone();
+        repo.expect_advance()
+            .withf(move |_, lease, adv| used.lock().is_ok_and(|l| *l == Some(*lease)) && adv.offset == 2)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(true));
+        repo.expect_insert().never();
         let up = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await?;
-        assert_eq!(up.offset, 2);
+        assert_eq!((up.offset, up.staging_state.as_deref()), (2, Some("mp+part")));
         Ok(())
     }
 
@@ -1036,6 +1193,8 @@ mod tests {
         let up = upload(10)?;
         let id = up.id;
         let mut repo = MockUploadRepository::new();
+        // The one-statement lease finds the lease held; the slower path says by whom.
+        repo.expect_lease_unfinished().times(1).returning(|_, _, _, _, _, _| Ok(None));
         repo.expect_find().returning(move |_| Ok(Some(up.clone())));
         repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(false));
         repo.expect_complete().never();
@@ -1051,8 +1210,7 @@ mod tests {
         let up = upload(10)?;
         let id = up.id;
         let mut repo = MockUploadRepository::new();
-        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
-        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
+        repo.expect_lease_unfinished().times(1).returning(move |_, _, _, _, _, _| Ok(Some(up.clone())));
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_complete().never();
         let mut blobs = MockBlobStore::new();
@@ -1069,8 +1227,7 @@ mod tests {
         let id = up.id;
         let mut seq = mockall::Sequence::new();
         let mut repo = MockUploadRepository::new();
-        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
-        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
+        repo.expect_lease_unfinished().times(1).returning(move |_, _, _, _, _, _| Ok(Some(up.clone())));
         repo.expect_expire().withf(move |i, _| *i == id).times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
         repo.expect_release_lease().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
         repo.expect_complete().never();
@@ -1086,12 +1243,24 @@ mod tests {
     async fn a_checksum_mismatch_leaves_the_upload_resumable() -> TestResult {
         let up = upload(10)?;
         let id = up.id;
+        // Leased in the reading statement: the lease goes back, nothing is committed.
         let mut repo = MockUploadRepository::new();
-        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        let leased = up.clone();
+        repo.expect_lease_unfinished().times(1).returning(move |_, _, _, _, _, _| Ok(Some(leased.clone())));
+        repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_complete().never();
         let svc = service(repo, MockBlobStore::new());
         let err = svc.complete(&writer("u-1")?, id, Some(Checksum::Md5("00".into()))).await;
-        assert!(matches!(err, Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: 10 })));
+        assert!(matches!(err, Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: 10 })), "{err:?}");
+        // The slower path (the lease was held when asked) checks before taking any lease.
+        let mut repo = MockUploadRepository::new();
+        repo.expect_lease_unfinished().times(1).returning(|_, _, _, _, _, _| Ok(None));
+        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
+        repo.expect_acquire_lease().never();
+        repo.expect_complete().never();
+        let svc = service(repo, MockBlobStore::new());
+        let err = svc.complete(&writer("u-1")?, id, Some(Checksum::Md5("00".into()))).await;
+        assert!(matches!(err, Err(CompleteError::ChecksumMismatch { algorithm: "md5", offset: 10 })), "{err:?}");
         Ok(())
     }
 
@@ -1102,8 +1271,14 @@ mod tests {
         let mut seq = mockall::Sequence::new();
         let mut repo = MockUploadRepository::new();
         let mut blobs = MockBlobStore::new();
-        repo.expect_find().returning(move |_| Ok(Some(up.clone())));
-        repo.expect_acquire_lease().times(1).in_sequence(&mut seq).returning(|_, _, _, _, _| Ok(true));
+        // One statement reads the upload and takes its lease, for its owner only.
+        repo.expect_lease_unfinished()
+            .withf(move |i, org, user, _, _, _| *i == id && org.as_str() == "acme" && user.as_str() == "u-1")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _, _, _, _| Ok(Some(up.clone())));
+        repo.expect_find().never();
+        repo.expect_acquire_lease().never();
         blobs.expect_commit_staging().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(()));
         // The head is sniffed from the committed blob (S3 parts are not readable before).
         blobs.expect_read_head().times(1).in_sequence(&mut seq).returning(|_, _| Ok(b"0123456789".to_vec()));

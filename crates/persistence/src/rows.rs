@@ -181,11 +181,10 @@ pub(crate) struct NewUploadRow {
 }
 
 impl NewUploadRow {
-    /// The row of a new upload, already holding `lease` until `until`.
+    /// The row of a new upload, holding `lease` until its time when one is given.
     pub(crate) fn from_domain(
         u: &Upload,
-        lease: uuid::Uuid,
-        until: chrono::DateTime<chrono::Utc>,
+        lease: Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>,
     ) -> Result<Self, diesel::result::Error> {
         Ok(Self {
             id: upload_key(u.id),
@@ -199,8 +198,8 @@ impl NewUploadRow {
             created_at: u.created_at.naive_utc(),
             expires_at: u.expires_at.naive_utc(),
             staging_state: u.staging_state.clone(),
-            lease: Some(lease.to_string()),
-            lease_expires: Some(until.naive_utc()),
+            lease: lease.map(|(l, _)| l.to_string()),
+            lease_expires: lease.map(|(_, until)| until.naive_utc()),
         })
     }
 }

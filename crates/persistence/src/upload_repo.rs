@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use mediabox_domain::media::{Media, NewMedia};
 use mediabox_domain::ports::UploadRepository;
 use mediabox_domain::upload::{ChunkAdvance, Upload};
-use mediabox_domain::{RepoError, UploadId};
+use mediabox_domain::{OrgId, RepoError, UploadId, UserId};
 
 use crate::connection::{as_pg, is_unique_violation, AnyConnection, Db, TxError};
 use crate::media_repo::find_media;
@@ -77,8 +77,18 @@ impl UploadRepository for DieselUploadRepository {
         self.db
             .tx(move |c| {
                 diesel::insert_into(uploads::table)
-                    .values(NewUploadRow::from_domain(&upload, lease, until)?)
+                    .values(NewUploadRow::from_domain(&upload, Some((lease, until)))?)
                     .execute(c)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn insert(&self, upload: &Upload) -> Result<(), RepoError> {
+        let upload = upload.clone();
+        self.db
+            .tx(move |c| {
+                diesel::insert_into(uploads::table).values(NewUploadRow::from_domain(&upload, None)?).execute(c)?;
                 Ok(())
             })
             .await
@@ -88,6 +98,35 @@ impl UploadRepository for DieselUploadRepository {
         self.db
             .run(move |c| {
                 let row: Option<UploadRow> = uploads::table.find(upload_key(id)).first(c).optional()?;
+                row.map(|r| Upload::try_from(r).map_err(Into::into)).transpose()
+            })
+            .await
+    }
+
+    async fn lease_unfinished(
+        &self,
+        id: UploadId,
+        org: &OrgId,
+        user: &UserId,
+        lease: uuid::Uuid,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Upload>, RepoError> {
+        let (org, user) = (org.as_str().to_owned(), user.as_str().to_owned());
+        self.db
+            .tx(move |c| {
+                let row: Option<UploadRow> = diesel::update(
+                    uploads::table
+                        .filter(uploads::id.eq(upload_key(id)))
+                        .filter(uploads::org.eq(&org))
+                        .filter(uploads::user_id.eq(&user))
+                        .filter(uploads::media_id.is_null())
+                        .filter(uploads::expires_at.gt(now.naive_utc()))
+                        .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc()))),
+                )
+                .set((uploads::lease.eq(lease.to_string()), uploads::lease_expires.eq(until.naive_utc())))
+                .get_result(c)
+                .optional()?;
                 row.map(|r| Upload::try_from(r).map_err(Into::into)).transpose()
             })
             .await

@@ -61,6 +61,8 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     an_upload_advances_only_under_its_lease,
+    an_upload_inserted_with_its_first_chunk_holds_no_lease,
+    a_complete_leases_only_its_owners_unfinished_unheld_upload,
     staging_is_recorded_only_under_the_lease_and_never_after_an_abandon,
     completing_twice_concurrently_makes_one_media,
     media_of_another_organization_is_not_found,
@@ -283,6 +285,56 @@ async fn an_upload_advances_only_under_its_lease(r: Repos) -> TestResult {
     assert_eq!(expired, vec![(up.id, Some("parts: 1".to_owned()))], "gc gets the staging state to remove");
     r.uploads.delete(&[up.id]).await?;
     assert!(r.uploads.find(up.id).await?.is_none());
+    Ok(())
+}
+
+async fn an_upload_inserted_with_its_first_chunk_holds_no_lease(r: Repos) -> TestResult {
+    let mut up = new_upload();
+    up.offset = 4;
+    up.total = Some(10);
+    up.sha256_state = vec![1; 104];
+    up.md5_state = vec![2; 88];
+    up.staging_state = Some("parts: 1".into());
+    r.uploads.insert(&up).await?;
+    let stored = r.uploads.find(up.id).await?.ok_or("upload gone")?;
+    assert_eq!(
+        (stored.offset, stored.total, stored.sha256_state.len(), stored.md5_state.len()),
+        (4, Some(10), 104, 88)
+    );
+    assert_eq!(stored.staging_state.as_deref(), Some("parts: 1"));
+    let now = Utc::now();
+    // The next chunk takes the lease at once: nobody holds it.
+    assert!(r.uploads.acquire_lease(up.id, 4, uuid::Uuid::new_v4(), now + chrono::Duration::minutes(10), now).await?);
+    assert!(r.uploads.insert(&up).await.is_err(), "an id is inserted once");
+    Ok(())
+}
+
+async fn a_complete_leases_only_its_owners_unfinished_unheld_upload(r: Repos) -> TestResult {
+    let mut up = new_upload();
+    up.offset = 10;
+    r.uploads.insert(&up).await?;
+    let now = Utc::now();
+    let until = now + chrono::Duration::minutes(10);
+    let (lease, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let beta = OrgId::new("beta")?;
+    assert!(r.uploads.lease_unfinished(up.id, &beta, &user("u-1"), lease, until, now).await?.is_none(), "another org");
+    assert!(
+        r.uploads.lease_unfinished(up.id, &org(), &user("u-2"), lease, until, now).await?.is_none(),
+        "another user"
+    );
+    let late = up.expires_at + chrono::Duration::seconds(1);
+    assert!(r.uploads.lease_unfinished(up.id, &org(), &user("u-1"), lease, late, late).await?.is_none(), "expired");
+    let got = r.uploads.lease_unfinished(up.id, &org(), &user("u-1"), lease, until, now).await?.ok_or("not leased")?;
+    assert_eq!((got.id, got.offset), (up.id, 10));
+    // Held now: neither a second complete nor a chunk gets it until it is given back.
+    assert!(r.uploads.lease_unfinished(up.id, &org(), &user("u-1"), other, until, now).await?.is_none());
+    assert!(!r.uploads.acquire_lease(up.id, 10, other, until, now).await?);
+    r.uploads.release_lease(up.id, lease).await?;
+    assert!(r.uploads.lease_unfinished(up.id, &org(), &user("u-1"), other, until, now).await?.is_some());
+    // Completed: nothing to lease.
+    r.uploads.release_lease(up.id, other).await?;
+    r.uploads.complete(up.id, &new_media_for(&org(), "u-1", up.id, &"cd".repeat(32))).await?;
+    assert!(r.uploads.lease_unfinished(up.id, &org(), &user("u-1"), lease, until, now).await?.is_none(), "completed");
     Ok(())
 }
 
