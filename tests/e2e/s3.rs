@@ -9,12 +9,15 @@ use mediabox_tests::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::uploads::a_chunk_racing_completes_never_changes_the_completed_file;
+use crate::uploads::{
+    a_chunk_racing_completes_never_changes_the_completed_file, a_refused_first_chunk_leaves_no_upload_and_no_bytes,
+};
 
 // Each on S3, with SQLite and with PostgreSQL.
 on_both_databases!(using start_on_s3, |_| {};
     uploads_in_small_and_large_chunks_download_identical_with_range_etag_and_304,
     a_chunk_racing_completes_never_changes_the_completed_file,
+    a_refused_first_chunk_leaves_no_upload_and_no_bytes,
     gc_runs_at_once_while_uploads_complete_lose_nothing,
     identical_bytes_are_one_object_and_deleting_the_last_media_removes_it,
     an_abandoned_upload_leaves_nothing_in_the_bucket,

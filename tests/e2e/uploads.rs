@@ -17,6 +17,7 @@ on_both_databases!(
     completing_twice_answers_the_same_media,
     only_the_uploader_may_send_see_or_complete,
     a_body_shorter_or_longer_than_its_range_is_refused,
+    a_refused_first_chunk_leaves_no_upload_and_no_bytes,
     starting_an_upload_needs_media_write,
     continuing_or_completing_an_upload_needs_media_write_on_every_request,
     reading_or_abandoning_ones_upload_needs_media_read_or_write,
@@ -201,6 +202,24 @@ async fn a_body_shorter_or_longer_than_its_range_is_refused(s: TestServer) -> Te
     assert_eq!(m["sha256"], sha256_hex(b"012345"));
     let got = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?.bytes().await?;
     assert_eq!(got.as_ref(), b"012345");
+    Ok(())
+}
+
+/// A first chunk is staged before its upload's row exists: when it is refused midway,
+/// neither the row nor any of its bytes stays behind (filesystem and S3).
+pub async fn a_refused_first_chunk_leaves_no_upload_and_no_bytes(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let start = "/api/v2/media/chunk_upload/?filename=a.bin";
+    let long = u.put(start).header("Content-Range", "bytes 0-3/*").body("0123456789").send().await?;
+    expect_problem(long, StatusCode::BAD_REQUEST).await?;
+    let short = u.put(start).header("Content-Range", "bytes 0-9/10").body("0123").send().await?;
+    expect_problem(short, StatusCode::BAD_REQUEST).await?;
+    assert_eq!(s.exec_sql("DELETE FROM uploads")?, 0, "no upload row was left");
+    assert_eq!(s.stored_files(), Vec::<std::path::PathBuf>::new(), "no staged bytes were left");
+    // A good first chunk after them is an upload like any other.
+    let up = expect_json(u.chunk(None, b"0123", 0, Some(4), "a.bin").send().await?, StatusCode::OK).await?;
+    assert_eq!(up["offset"], 4);
+    assert_eq!(s.exec_sql("UPDATE uploads SET filename = filename")?, 1);
     Ok(())
 }
 
