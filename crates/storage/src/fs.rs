@@ -218,21 +218,26 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         _staging: Option<String>,
     ) -> Result<Box<dyn ChunkWriter>, StoreError> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.staging_path(upload))
-            .await
-            .map_err(other)?;
-        let have = file.metadata().await.map_err(other)?.len();
-        if have < offset {
-            return Err(StoreError::Lost { have, recorded: offset });
-        }
-        file.seek(SeekFrom::Start(offset)).await.map_err(other)?;
+        // Opened, measured and positioned in one trip to a blocking thread (three with
+        // tokio::fs): a small file's chunk is mostly such trips.
+        let path = self.staging_path(upload);
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Result<(std::fs::File, u64), u64>> {
+            use std::io::Seek;
+            let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+            let have = file.metadata()?.len();
+            if have < offset {
+                return Ok(Err(have));
+            }
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(Ok((file, have)))
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(other)?;
+        let (file, have) = opened.map_err(|have| StoreError::Lost { have, recorded: offset })?;
         let made_in = (have == 0).then(|| self.root.join("staging"));
         Ok(Box::new(FsChunkWriter {
-            file: Some(file.into_std().await),
+            file: Some(file),
             in_flight: None,
             batch: Vec::new(),
             batched: 0,
