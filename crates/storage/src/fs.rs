@@ -118,6 +118,12 @@ fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Other(Box::new(e))
 }
 
+/// Runs file work on a blocking thread: one trip for a whole step (each `tokio::fs` call
+/// is a trip of its own).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(join_error)?.map_err(other)
+}
+
 impl FsChunkWriter {
     /// Waits for the batch being written, if any, and takes the file back.
     async fn land(&mut self) -> Result<(), StoreError> {
@@ -166,10 +172,7 @@ impl ChunkWriter for FsChunkWriter {
         self.land().await?;
         if self.fsync {
             let file = self.take_file()?;
-            let file = tokio::task::spawn_blocking(move || file.sync_data().map(|()| file))
-                .await
-                .map_err(join_error)?
-                .map_err(other)?;
+            let file = blocking(move || file.sync_data().map(|()| file)).await?;
             self.file = Some(file);
             if let Some(dir) = self.made_in.take() {
                 sync_dirs(vec![dir]).await?;
@@ -188,10 +191,7 @@ impl ChunkWriter for FsChunkWriter {
 
 /// Syncs directories, so that entries made or removed in them survive a crash.
 async fn sync_dirs(dirs: Vec<PathBuf>) -> Result<(), StoreError> {
-    tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all()))
-        .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?
-        .map_err(other)
+    blocking(move || dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all())).await
 }
 
 async fn read_prefix(path: &Path, len: usize) -> std::io::Result<Vec<u8>> {
@@ -221,20 +221,18 @@ impl BlobStore for FsBlobStore {
         // Opened, measured and positioned in one trip to a blocking thread (three with
         // tokio::fs): a small file's chunk is mostly such trips.
         let path = self.staging_path(upload);
-        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Result<(std::fs::File, u64), u64>> {
+        let (file, have) = blocking(move || {
             use std::io::Seek;
             let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
             let have = file.metadata()?.len();
-            if have < offset {
-                return Ok(Err(have));
-            }
+            // Past the end when bytes were lost; refused below before anything is written.
             file.seek(SeekFrom::Start(offset))?;
-            Ok(Ok((file, have)))
+            Ok((file, have))
         })
-        .await
-        .map_err(join_error)?
-        .map_err(other)?;
-        let (file, have) = opened.map_err(|have| StoreError::Lost { have, recorded: offset })?;
+        .await?;
+        if have < offset {
+            return Err(StoreError::Lost { have, recorded: offset });
+        }
         let made_in = (have == 0).then(|| self.root.join("staging"));
         Ok(Box::new(FsChunkWriter {
             file: Some(file),
@@ -351,7 +349,7 @@ impl BlobStore for FsBlobStore {
         // never see a part, and a crash leaves a stray staging file that gc removes.
         let temp = self.staging_path(UploadId::from_uuid(uuid::Uuid::new_v4()));
         let fsync = self.fsync;
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        blocking(move || {
             use std::io::Write;
             let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
             std::fs::create_dir_all(dir)?;
@@ -373,8 +371,6 @@ impl BlobStore for FsBlobStore {
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?
-        .map_err(other)
     }
 
     async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
@@ -399,7 +395,7 @@ impl BlobStore for FsBlobStore {
             first.map_or(Ok(()), Err)
         })
         .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(join_error)?
     }
 
     async fn list_staging(&self) -> Result<Vec<(UploadId, DateTime<Utc>)>, StoreError> {
@@ -415,7 +411,7 @@ impl BlobStore for FsBlobStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(join_error)?
     }
 
     async fn list_blobs(&self) -> Result<Vec<StoredBlob>, StoreError> {
@@ -438,7 +434,7 @@ impl BlobStore for FsBlobStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(join_error)?
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
