@@ -56,6 +56,21 @@ pub struct ChunkAdvance {
     pub staging_state: Option<String>,
 }
 
+impl Upload {
+    /// The upload once `advance` is recorded.
+    #[must_use]
+    pub fn advanced(self, advance: ChunkAdvance) -> Self {
+        Upload {
+            offset: advance.offset,
+            total: advance.total,
+            sha256_state: advance.sha256_state,
+            md5_state: advance.md5_state,
+            staging_state: advance.staging_state,
+            ..self
+        }
+    }
+}
+
 /// Where a chunk goes, from `Content-Range: bytes START-END/TOTAL` (END inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
@@ -300,14 +315,7 @@ impl UploadService {
             let _ = self.blobs.delete_staging(upload.id, advance.staging_state).await;
             return Err(ChunkError::Busy { offset: 0 });
         }
-        let upload = Upload {
-            offset: advance.offset,
-            total: advance.total,
-            sha256_state: advance.sha256_state,
-            md5_state: advance.md5_state,
-            staging_state: advance.staging_state,
-            ..upload
-        };
+        let upload = upload.advanced(advance);
         if let Err(e) = self.uploads.insert(&upload).await {
             let _ = self.blobs.delete_staging(upload.id, upload.staging_state.clone()).await;
             return Err(e.into());
@@ -415,14 +423,7 @@ impl UploadService {
                 if !self.uploads.advance(upload.id, lease, &advance).await? {
                     return Err(ChunkError::Busy { offset: upload.offset });
                 }
-                Ok(Upload {
-                    offset: advance.offset,
-                    total: advance.total,
-                    sha256_state: advance.sha256_state,
-                    md5_state: advance.md5_state,
-                    staging_state: advance.staging_state,
-                    ..upload
-                })
+                Ok(upload.advanced(advance))
             }
             Err(ChunkError::Store(lost @ StoreError::Lost { .. })) => {
                 self.forget_lost(upload.id, lease).await?;
@@ -790,6 +791,13 @@ mod tests {
         w
     }
 
+    /// A chunk writer that takes every piece and finishes with `state`.
+    fn finishing_writer(state: Option<&'static str>) -> Result<Box<dyn crate::ports::ChunkWriter>, StoreError> {
+        let mut w = accepting_writer();
+        w.expect_finish().returning(move || Ok(state.map(str::to_owned)));
+        Ok(Box::new(w))
+    }
+
     fn writer(user: &str) -> Result<Actor, crate::ids::InvalidId> {
         actor(user, &[Permission::MediaWrite])
     }
@@ -843,13 +851,12 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(None));
-        blobs.expect_staging_writer().withf(|_, offset, _| *offset == 0).times(1).in_sequence(&mut seq).returning(
-            |_, _, _| {
-                let mut w = accepting_writer();
-                w.expect_finish().returning(|| Ok(None));
-                Ok(Box::new(w))
-            },
-        );
+        blobs
+            .expect_staging_writer()
+            .withf(|_, offset, _| *offset == 0)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| finishing_writer(None));
         // One statement, after the bytes: the row holds the chunk and no lease.
         let mut done = Hashes::default();
         done.update(b"ab");
@@ -893,14 +900,36 @@ mod tests {
         repo.expect_insert().times(1).returning(|_| Err(RepoError::Unavailable("database down".into())));
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
-        blobs.expect_staging_writer().returning(|_, _, _| {
-            let mut w = accepting_writer();
-            w.expect_finish().returning(|| Ok(Some("parts".into())));
-            Ok(Box::new(w))
-        });
+        blobs.expect_staging_writer().returning(|_, _, _| finishing_writer(Some("parts")));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
         let err = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::Repository(RepoError::Unavailable(_)))), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_first_chunk_that_arrived_slower_than_a_lease_is_refused_and_leaves_nothing() -> TestResult {
+        // gc may sweep row-less staging once older than a lease: such a chunk is not
+        // recorded, its staging goes, and the client is told to start again at 0.
+        let mut clock = MockClock::new();
+        let mut seq = mockall::Sequence::new();
+        clock.expect_now().times(1).in_sequence(&mut seq).returning(now);
+        clock.expect_now().returning(|| now() + Duration::seconds(LEASE_SECS + 1));
+        let mut repo = MockUploadRepository::new();
+        repo.expect_insert().never();
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_staging_writer().returning(|_, _, _| finishing_writer(Some("parts")));
+        blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
+        let svc = UploadService::new(
+            Arc::new(repo),
+            Arc::new(crate::ports::MockMediaRepository::new()),
+            Arc::new(blobs),
+            Arc::new(clock),
+            UploadLimits { max_chunk_bytes: 8, max_upload_bytes: 20, ..UploadLimits::default() },
+        );
+        let err = svc.start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await;
+        assert!(matches!(err, Err(ChunkError::Busy { offset: 0 })), "{err:?}");
         Ok(())
     }
 
@@ -929,11 +958,11 @@ mod tests {
             .in_sequence(&mut seq)
             .returning(|_, _, _| Ok(None));
         repo.expect_record_staging().never();
-        blobs.expect_staging_writer().times(1).in_sequence(&mut seq).returning(|_, _, _| {
-            let mut w = accepting_writer();
-            w.expect_finish().returning(|| Ok(Some("mp+part".into())));
-            Ok(Box::new(w))
-        });
+        blobs
+            .expect_staging_writer()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| finishing_writer(Some("mp+part")));
         let used = taken.clone();
         repo.expect_advance()
             .withf(move |_, lease, adv| used.lock().is_ok_and(|l| *l == Some(*lease)) && adv.offset == 2)
@@ -1071,11 +1100,7 @@ mod tests {
             .withf(|_, _, st| st.as_deref() == Some("opened"))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| {
-                let mut w = accepting_writer();
-                w.expect_finish().returning(|| Ok(Some("opened+part".into())));
-                Ok(Box::new(w))
-            });
+            .returning(|_, _, _| finishing_writer(Some("opened+part")));
         repo.expect_advance()
             .withf(|_, _, a| a.offset == 2 && a.staging_state.as_deref() == Some("opened+part"))
             .times(1)
