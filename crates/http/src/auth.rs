@@ -208,12 +208,8 @@ impl AuthConfig {
         })
     }
 
-    /// The sliding-session token: the same claims with `iat` now and the same lifetime.
-    #[must_use]
-    pub fn refreshed(&self, claims: &Map<String, Value>) -> Option<String> {
-        self.refreshed_at(claims, chrono::Utc::now().timestamp())
-    }
-
+    /// The sliding-session token: the same claims with `iat` at `now` and the same
+    /// lifetime; `None` unless this service issues tokens (a secret, refresh on).
     fn refreshed_at(&self, claims: &Map<String, Value>, now: i64) -> Option<String> {
         let Keys::Hmac { encoding, .. } = &self.keys else { return None };
         if !self.refresh {
@@ -230,9 +226,6 @@ impl AuthConfig {
     /// The sliding token of a verified one: minted at most once a second (within a second
     /// the same claims give the same token).
     fn refreshed_of(&self, v: &Verified) -> Option<String> {
-        if !self.refresh || !matches!(self.keys, Keys::Hmac { .. }) {
-            return None;
-        }
         let now = chrono::Utc::now().timestamp();
         let mut last = v.refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, token)) = last.as_ref().filter(|(at, _)| *at == now) {
@@ -463,7 +456,9 @@ mod tests {
         // A sliding token minted in another second is minted afresh, not served stale.
         *v.refreshed.lock().map_err(|e| e.to_string())? = Some((kept.0 - 5, "stale".into()));
         assert_ne!(auth.refreshed_of(&v).as_deref(), Some("stale"));
-        assert!(AuthConfig::hs256(b"secret", false).refreshed_of(&v).is_none());
+        let off = AuthConfig::hs256(b"secret", false);
+        let v = off.verified(&token).map_err(|e| e.to_string())?;
+        assert!(off.refreshed_of(&v).is_none(), "refresh off: no sliding token");
         Ok(())
     }
 
@@ -510,13 +505,14 @@ mod tests {
         let old_iat = c.get("iat").and_then(Value::as_i64).unwrap_or_default() - 100;
         c.insert("iat".into(), old_iat.into());
         c.insert("exp".into(), (old_iat + 3600).into());
-        let fresh = auth.refreshed(&c).ok_or("no refresh")?;
+        let now = chrono::Utc::now().timestamp();
+        let fresh = auth.refreshed_at(&c, now).ok_or("no refresh")?;
         let got = auth.verify(&fresh).map_err(|e| e.to_string())?;
         let (iat, exp) = (got["iat"].as_i64().unwrap_or_default(), got["exp"].as_i64().unwrap_or_default());
         assert_eq!(exp - iat, 3600);
         assert!(iat > old_iat);
         assert_eq!(got["orgs"], c["orgs"]);
-        assert!(AuthConfig::hs256(b"secret", false).refreshed(&c).is_none());
+        assert!(AuthConfig::hs256(b"secret", false).refreshed_at(&c, now).is_none());
         Ok(())
     }
 }
