@@ -70,6 +70,24 @@ fn claim_blob(c: &mut AnyConnection, new: &NewMedia) -> Result<String, TxError<C
     }
 }
 
+type Unleased = diesel::dsl::Or<
+    diesel::dsl::IsNull<uploads::lease>,
+    diesel::dsl::Lt<uploads::lease_expires, chrono::NaiveDateTime>,
+>;
+
+/// No request holds the upload's write lease: none was taken, or it lapsed before `now`.
+fn unleased(now: DateTime<Utc>) -> Unleased {
+    uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc()))
+}
+
+type TakeLease =
+    (diesel::dsl::Eq<uploads::lease, String>, diesel::dsl::Eq<uploads::lease_expires, chrono::NaiveDateTime>);
+
+/// The write lease `lease`, held until `until`.
+fn take_lease(lease: uuid::Uuid, until: DateTime<Utc>) -> TakeLease {
+    (uploads::lease.eq(lease.to_string()), uploads::lease_expires.eq(until.naive_utc()))
+}
+
 #[async_trait]
 impl UploadRepository for DieselUploadRepository {
     async fn create(&self, upload: &Upload, lease: uuid::Uuid, until: DateTime<Utc>) -> Result<(), RepoError> {
@@ -122,9 +140,9 @@ impl UploadRepository for DieselUploadRepository {
                         .filter(uploads::user_id.eq(&user))
                         .filter(uploads::media_id.is_null())
                         .filter(uploads::expires_at.gt(now.naive_utc()))
-                        .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc()))),
+                        .filter(unleased(now)),
                 )
-                .set((uploads::lease.eq(lease.to_string()), uploads::lease_expires.eq(until.naive_utc())))
+                .set(take_lease(lease, until))
                 .get_result(c)
                 .optional()?;
                 row.map(|r| Upload::try_from(r).map_err(Into::into)).transpose()
@@ -147,9 +165,9 @@ impl UploadRepository for DieselUploadRepository {
                         .filter(uploads::id.eq(upload_key(id)))
                         .filter(uploads::byte_offset.eq(to_i64(offset)?))
                         .filter(uploads::media_id.is_null())
-                        .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc()))),
+                        .filter(unleased(now)),
                 )
-                .set((uploads::lease.eq(lease.to_string()), uploads::lease_expires.eq(until.naive_utc())))
+                .set(take_lease(lease, until))
                 .execute(c)?;
                 Ok(n == 1)
             })
@@ -280,7 +298,7 @@ impl UploadRepository for DieselUploadRepository {
                 // Not while a chunk holds the lease: it finishes (or its lease lapses) first.
                 let rows: Vec<(String, Option<String>)> = uploads::table
                     .filter(uploads::expires_at.le(now.naive_utc()))
-                    .filter(uploads::lease.is_null().or(uploads::lease_expires.lt(now.naive_utc())))
+                    .filter(unleased(now))
                     .order(uploads::expires_at.asc())
                     .limit(i64::from(limit))
                     .select((uploads::id, uploads::staging_state))
