@@ -273,6 +273,7 @@ async fn gc_collects_blobs_that_no_row_names_and_keeps_the_rest(s: TestServer) -
     // What a crash between a delete's commit and the blob's removal leaves behind.
     let orphan_key = format!("{}-{}", "ab".repeat(32), uuid::Uuid::new_v4().simple());
     for key in [&pending_key, &orphan_key] {
+        // Where a release from before 2026-12 put them (two folder levels).
         let p = s.blob_root().join("blobs").join(&key[0..2]).join(&key[2..4]).join(key);
         std::fs::create_dir_all(p.parent().ok_or("parent")?)?;
         std::fs::write(&p, b"bytes")?;

@@ -261,7 +261,7 @@ async fn deleting_the_media_removes_its_renditions_and_gc_collects_strays(s: Tes
     let live = s.stored_files();
     let thumb = live.iter().find(|p| p.to_string_lossy().ends_with(".thumb")).ok_or("thumb file")?.clone();
     let stray_key = format!("{}.preview", uuid::Uuid::new_v4().simple());
-    let stray = s.blob_root().join("blobs").join(&stray_key[0..2]).join(&stray_key[2..4]).join(&stray_key);
+    let stray = s.blob_root().join("blobs").join(&stray_key[0..2]).join(&stray_key);
     std::fs::create_dir_all(stray.parent().ok_or("parent")?)?;
     std::fs::write(&stray, b"stray")?;
     let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;

@@ -1,9 +1,11 @@
 //! The filesystem blob store.
 //!
 //! Layout under the root: `staging/<upload id>` holds an upload's bytes while chunks
-//! arrive (each chunk written at its offset); `blobs/ab/cd/<sha256>` holds committed
-//! blobs. Committing is a rename on the same filesystem, so a blob appears whole or not at
-//! all; no path is ever built from a client's file name.
+//! arrive (each chunk written at its offset); `blobs/ab/<key>` holds committed blobs (`ab`:
+//! the key's first two hex digits, so 256 folders, each made once). Blobs stored before
+//! 2026-12 live one level deeper, at `blobs/ab/cd/<key>`: reads and deletes look there
+//! too, and nothing needs moving. Committing is a rename on the same filesystem, so a
+//! blob appears whole or not at all; no path is ever built from a client's file name.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
-use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::fs::{self, File};
+use tokio::io::AsyncReadExt;
 
 const READ_BUF: usize = 64 * 1024;
 
@@ -80,13 +82,28 @@ impl FsBlobStore {
         self.root.join("staging").join(upload.to_string())
     }
 
-    /// Where blob `key` lives.
+    /// Where blob `key` is stored now.
     ///
     /// # Errors
     /// When `key` is not a blob key (never a path from outside).
     pub fn blob_path(&self, key: &str) -> Result<PathBuf, StoreError> {
         let key = valid_key(key)?;
+        Ok(self.root.join("blobs").join(&key[0..2]).join(key))
+    }
+
+    /// Where blob `key` was stored before 2026-12 (one more folder level: a new blob made a
+    /// new folder for most of the first tens of thousands).
+    ///
+    /// # Errors
+    /// When `key` is not a blob key.
+    pub fn legacy_blob_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let key = valid_key(key)?;
         Ok(self.root.join("blobs").join(&key[0..2]).join(&key[2..4]).join(key))
+    }
+
+    /// Both places blob `key` may be, the current one first.
+    fn blob_places(&self, key: &str) -> Result<[PathBuf; 2], StoreError> {
+        Ok([self.blob_path(key)?, self.legacy_blob_path(key)?])
     }
 
     /// Whether the upload still has staging bytes.
@@ -194,11 +211,33 @@ async fn sync_dirs(dirs: Vec<PathBuf>) -> Result<(), StoreError> {
     blocking(move || dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all())).await
 }
 
-async fn read_prefix(path: &Path, len: usize) -> std::io::Result<Vec<u8>> {
-    let file = File::open(path).await?;
-    let mut buf = Vec::with_capacity(len.min(1 << 20));
-    file.take(len as u64).read_to_end(&mut buf).await?;
-    Ok(buf)
+/// Opens the blob at the first of `places` that holds it (blocking).
+fn open_blob(places: &[PathBuf; 2]) -> std::io::Result<std::fs::File> {
+    match std::fs::File::open(&places[0]) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(&places[1]),
+        opened => opened,
+    }
+}
+
+/// Removes a file; gone already is fine (blocking).
+fn remove_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the blob from every place it is in (blocking).
+fn remove_blob(places: &[PathBuf; 2]) -> std::io::Result<()> {
+    places.iter().try_for_each(|p| remove_present(p))
+}
+
+/// What committing a staging file found.
+enum Committed {
+    /// The blob is in place.
+    Done,
+    /// The staging holds only this many bytes (or is gone, 0): a crash lost the rest.
+    Short(u64),
 }
 
 #[async_trait]
@@ -245,7 +284,14 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
-        read_prefix(&self.blob_path(key)?, len).await.map_err(other)
+        let places = self.blob_places(key)?;
+        blocking(move || {
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(len.min(1 << 20));
+            open_blob(&places)?.take(len as u64).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await
     }
 
     async fn commit_staging(
@@ -255,52 +301,57 @@ impl BlobStore for FsBlobStore {
         key: &str,
         _staging: Option<String>,
     ) -> Result<(), StoreError> {
-        let blob = self.blob_path(key)?;
+        let [blob, legacy] = self.blob_places(key)?;
         let staging = self.staging_path(upload);
-        if fs::try_exists(&blob).await.map_err(other)? {
-            // Identical bytes are stored once: the staging copy is not needed.
-            return match fs::remove_file(&staging).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
-                _ => Ok(()),
+        let fsync = self.fsync;
+        // One trip to a blocking thread for the whole step: a small file's complete is
+        // mostly such trips.
+        let committed = blocking(move || {
+            if blob.try_exists()? || legacy.try_exists()? {
+                // Committed already (a retry): the staging copy is not needed.
+                remove_present(&staging)?;
+                return Ok(Committed::Done);
+            }
+            let file = match std::fs::OpenOptions::new().write(true).open(&staging) {
+                // Neither the blob nor the staging: the bytes were never made durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Committed::Short(0)),
+                opened => opened?,
             };
-        }
-        let file = match OpenOptions::new().write(true).open(&staging).await {
-            // Neither the blob nor the staging: the bytes were never made durable.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::Lost { have: 0, recorded: size })
+            let have = file.metadata()?.len();
+            if have < size {
+                return Ok(Committed::Short(have));
             }
-            opened => opened.map_err(other)?,
-        };
-        let have = file.metadata().await.map_err(other)?.len();
-        if have < size {
-            return Err(StoreError::Lost { have, recorded: size });
-        }
-        if have > size {
-            // Bytes past the offset are left by a chunk that failed half-way: cut them.
-            file.set_len(size).await.map_err(other)?;
-            if self.fsync {
-                file.sync_all().await.map_err(other)?;
+            if have > size {
+                // Bytes past the offset are left by a chunk that failed half-way: cut them.
+                file.set_len(size)?;
+                if fsync {
+                    file.sync_all()?;
+                }
             }
-        }
-        // Otherwise the bytes are durable already: each chunk synced its own.
-        drop(file);
-        let dir = blob.parent().ok_or_else(|| StoreError::Other("a blob path has a parent".into()))?;
-        let made = !fs::try_exists(dir).await.map_err(other)?;
-        if made {
-            fs::create_dir_all(dir).await.map_err(other)?;
-        }
-        fs::rename(&staging, &blob).await.map_err(other)?;
-        if self.fsync {
-            // The rename (and new directories) durable in the blob's directories. Not the
-            // staging directory: should the staging name come back after a crash, its
-            // upload is completed and gc's stray staging sweep removes it.
-            let mut dirs = vec![dir.to_path_buf()];
-            if made {
-                dirs.extend(dir.ancestors().skip(1).take(2).map(Path::to_path_buf));
+            // Otherwise the bytes are durable already: each chunk synced its own.
+            drop(file);
+            let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
+            // Each of the 256 folders is made once, by the first blob that lands in it.
+            let made = match std::fs::create_dir(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                made => made.map(|()| true)?,
+            };
+            std::fs::rename(&staging, &blob)?;
+            if fsync {
+                // The rename (and a new folder) durable in the blob's folders. Not the
+                // staging folder: should the staging name come back after a crash, its
+                // upload is completed and gc's stray staging sweep removes it.
+                let mut dirs = vec![dir];
+                dirs.extend(dir.parent().filter(|_| made));
+                dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all())?;
             }
-            sync_dirs(dirs).await?;
+            Ok(Committed::Done)
+        })
+        .await?;
+        match committed {
+            Committed::Done => Ok(()),
+            Committed::Short(have) => Err(StoreError::Lost { have, recorded: size }),
         }
-        Ok(())
     }
 
     async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<u64, StoreError> {
@@ -314,14 +365,20 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
-        let mut file = File::open(self.blob_path(key)?).await.map_err(other)?;
-        let remaining = match range {
-            Some((start, len)) => {
-                file.seek(SeekFrom::Start(start)).await.map_err(other)?;
-                len
-            }
-            None => file.metadata().await.map_err(other)?.len(),
-        };
+        let places = self.blob_places(key)?;
+        let (file, remaining) = blocking(move || {
+            use std::io::Seek;
+            let mut file = open_blob(&places)?;
+            let remaining = match range {
+                Some((start, len)) => {
+                    file.seek(SeekFrom::Start(start))?;
+                    len
+                }
+                None => file.metadata()?.len(),
+            };
+            Ok((File::from_std(file), remaining))
+        })
+        .await?;
         let stream = futures_util::stream::unfold((file, remaining), |(mut file, remaining)| async move {
             if remaining == 0 {
                 return None;
@@ -374,22 +431,19 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete_blob(&self, key: &str) -> Result<(), StoreError> {
-        match fs::remove_file(self.blob_path(key)?).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
-            _ => Ok(()),
-        }
+        let places = self.blob_places(key)?;
+        blocking(move || remove_blob(&places)).await
     }
 
     async fn delete_blobs(&self, keys: &[String]) -> Result<(), StoreError> {
-        let paths = keys.iter().map(|k| self.blob_path(k)).collect::<Result<Vec<_>, _>>()?;
-        // One trip to the blocking pool for the whole list, not one per file.
+        let places = keys.iter().map(|k| self.blob_places(k)).collect::<Result<Vec<_>, _>>()?;
+        // One trip to the blocking pool for the whole list, not one per file; a failure
+        // does not stop the rest.
         tokio::task::spawn_blocking(move || {
             let mut first = None;
-            for p in paths {
-                if let Err(e) = std::fs::remove_file(&p) {
-                    if e.kind() != std::io::ErrorKind::NotFound && first.is_none() {
-                        first = Some(other(e));
-                    }
+            for p in places {
+                if let Err(e) = remove_blob(&p) {
+                    first.get_or_insert(other(e));
                 }
             }
             first.map_or(Ok(()), Err)

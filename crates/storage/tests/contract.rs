@@ -313,6 +313,50 @@ async fn the_fs_store_keeps_committed_blobs_under_their_key() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn the_fs_store_makes_one_folder_level_and_still_serves_blobs_stored_two_levels_deep() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = FsBlobStore::open(dir.path()).await?;
+    let mut row = Row::new();
+    send(&store, &mut row, b"new bytes", true, 4).await?;
+    let key = commit(&store, &row).await?;
+    let blobs = dir.path().join("blobs");
+    assert_eq!(std::fs::read(blobs.join(&key[0..2]).join(&key))?, b"new bytes", "blobs/ab/<key>");
+
+    // A blob committed by a release from before 2026-12, at blobs/ab/cd/<key>, and its thumbnail.
+    let old = blob_key(UploadId::from_uuid(uuid::Uuid::new_v4()));
+    let old_thumb = format!("{old}.thumb");
+    let old_place = store.legacy_blob_path(&old)?;
+    std::fs::create_dir_all(old_place.parent().unwrap())?;
+    std::fs::write(&old_place, b"stored long ago")?;
+    std::fs::write(store.legacy_blob_path(&old_thumb)?, b"old thumb")?;
+    assert_eq!(collect(store.read(&old, None).await?).await?, b"stored long ago");
+    assert_eq!(collect(store.read(&old, Some((7, 4))).await?).await?, b"long");
+    assert_eq!(store.read_head(&old, 6).await?, b"stored");
+    let mut listed: Vec<String> = store.list_blobs().await?.into_iter().map(|b| b.key).collect();
+    listed.sort();
+    let mut expected = vec![key.clone(), old.clone(), old_thumb.clone()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // An upload whose blob an old release committed (it crashed before its row): a retried
+    // commit finds it, and does not answer that the bytes were lost.
+    let retried = Row { id: UploadId::from_uuid(uuid::Uuid::new_v4()), offset: 15, state: None };
+    let retried_key = blob_key(retried.id);
+    let retried_place = store.legacy_blob_path(&retried_key)?;
+    std::fs::create_dir_all(retried_place.parent().unwrap())?;
+    std::fs::write(&retried_place, b"committed once.")?;
+    assert_eq!(commit(&store, &retried).await?, retried_key);
+    assert_eq!(collect(store.read(&retried_key, None).await?).await?, b"committed once.");
+    assert!(!store.blob_path(&retried_key)?.exists(), "not copied to the new place");
+
+    store.delete_blob(&old).await?;
+    assert!(matches!(store.read(&old, None).await.err(), Some(StoreError::NotFound)));
+    store.delete_blobs(&[old_thumb.clone(), retried_key, key]).await?;
+    assert!(store.list_blobs().await?.is_empty(), "deleted from either place");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_store_on_a_missing_bucket_is_not_ready_and_recovers_when_it_appears() -> TestResult {
     let Some(server) = S3Server::start("contract::missing_bucket")? else { return Ok(()) };
