@@ -36,16 +36,25 @@ fn content_type(head: &[u8]) -> String {
     }
     // Markup that a browser would run is named for what it is, so that it is never served
     // inline. `infer` knows little of text formats (it calls SVG `text/xml`).
-    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]).to_ascii_lowercase();
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    if trimmed.contains("<svg") {
+    // The markup markers are ASCII: looked for in the bytes (a text copy of binary data,
+    // every invalid byte replaced, was the slowest step of a small binary upload).
+    let lower = head[..head.len().min(4096)].to_ascii_lowercase();
+    let tags = || lower.iter().enumerate().filter(|(_, b)| **b == b'<').map(|(i, _)| &lower[i..]);
+    if tags().any(|t| t.starts_with(b"<svg")) {
         return "image/svg+xml".to_owned();
     }
-    if trimmed.starts_with("<!doctype html") || trimmed.starts_with("<html") || trimmed.contains("<script") {
+    if tags().any(|t| t.starts_with(b"<script")) {
         return "text/html".to_owned();
     }
-    if trimmed.starts_with("<?xml") {
-        return "application/xml".to_owned();
+    // What the text starts with, after a byte-order mark and white space.
+    if let Some(start) =
+        tags().next().filter(|t| t.starts_with(b"<!doctype html") || t.starts_with(b"<html") || t.starts_with(b"<?xml"))
+    {
+        let before = &lower[..lower.len() - start.len()];
+        let before = before.strip_prefix("\u{feff}".as_bytes()).unwrap_or(before);
+        if std::str::from_utf8(before).is_ok_and(|b| b.trim_start().is_empty()) {
+            return if start.starts_with(b"<?xml") { "application/xml" } else { "text/html" }.to_owned();
+        }
     }
     if !head.is_empty() && std::str::from_utf8(head).is_ok() {
         return "text/plain".to_owned();
@@ -101,6 +110,21 @@ mod tests {
         assert_eq!(sniff(b"<!DOCTYPE html><html></html>").content_type, "text/html");
         assert_eq!(sniff(b"just words").content_type, "text/plain");
         assert_eq!(sniff(&[0xff, 0x00, 0x13, 0x37]).content_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn markup_is_found_after_a_byte_order_mark_and_white_space_and_in_binary_noise() {
+        assert_eq!(sniff("\u{feff} \n\t<!DOCTYPE HTML><p>".as_bytes()).content_type, "text/html");
+        assert_eq!(sniff("\u{a0}<HTML lang=\"en\">".as_bytes()).content_type, "text/html", "unicode white space");
+        assert_eq!(sniff(b"<?xml version=\"1.0\"?><feed/>").content_type, "application/xml");
+        assert_eq!(sniff(b"words, then <html>").content_type, "text/plain", "only at the start");
+        assert_eq!(sniff(b"x <?xml").content_type, "text/plain");
+        let mut noise: Vec<u8> = (0..4000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80).collect();
+        assert_eq!(sniff(&noise).content_type, "application/octet-stream");
+        noise.extend_from_slice(b"<SCRIPT>");
+        assert_eq!(sniff(&noise).content_type, "text/html", "a script tag anywhere in the first 4 KiB");
+        noise.splice(10..10, b"<svg".iter().copied());
+        assert_eq!(sniff(&noise).content_type, "image/svg+xml");
     }
 
     #[test]
