@@ -1,5 +1,6 @@
-//! The connection pool and the one helper every query goes through: it takes a pooled
-//! connection on the blocking thread pool, so async workers never wait on the database.
+//! The connection pool and the helpers every query goes through: queries run on the
+//! database's own threads (`executor`), so async workers never wait on the database;
+//! reads on a pooled connection, SQLite's writes on its one writing connection.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,12 +136,42 @@ impl Manager {
     }
 }
 
-/// The database: a pool plus, on SQLite, a process-wide writer lock (SQLite has one
-/// writer; taking turns here avoids `SQLITE_BUSY` on lock upgrades inside transactions).
+/// SQLite's one writing connection, opened when first needed and again after it broke.
+/// SQLite has one writer at a time; taking turns here avoids `SQLITE_BUSY` on lock
+/// upgrades inside transactions. Writing always on the same connection keeps its page
+/// cache and prepared statements warm: a connection that did not make the last write
+/// drops its whole page cache and reads the pages again.
+struct Writer {
+    manager: Manager,
+    conn: Mutex<Option<AnyConnection>>,
+}
+
+impl Writer {
+    /// Runs `f` on the writing connection, once the writes before it are done.
+    fn with<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, DieselError>) -> Result<T, RepoError> {
+        use diesel::r2d2::R2D2Connection;
+        let mut held = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let conn = match &mut *held {
+            Some(conn) => conn,
+            None => held.insert(self.manager.open().map_err(|e| RepoError::Unavailable(Box::new(e)))?),
+        };
+        let done = f(conn).map_err(repo_error);
+        let broken = match conn {
+            AnyConnection::Sqlite(c) => c.is_broken(),
+            AnyConnection::Postgresql(c) => c.is_broken(),
+        };
+        if broken {
+            *held = None;
+        }
+        done
+    }
+}
+
+/// The database: a pool plus, on SQLite, the one connection that writes.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
-    writer: Option<Arc<Mutex<()>>>,
+    writer: Option<Arc<Writer>>,
     /// The threads that run the queries, one per pooled connection at most.
     threads: Arc<Executor>,
 }
@@ -216,7 +247,7 @@ impl Db {
                 std::fs::create_dir_all(dir).map_err(|e| ConnectError::Connect(e.to_string()))?;
             }
         }
-        let manager = Manager(target);
+        let manager = Manager(target.clone());
         // Prove the URL works before building the pool: errors come back at once and whole.
         manager.open().map_err(|e| ConnectError::Connect(e.to_string()))?;
         let pool = Pool::builder()
@@ -226,7 +257,8 @@ impl Db {
             .build_unchecked(manager);
         // A query that waited for a thread longer than for a connection fails the same way.
         let threads = Arc::new(Executor::new("mediabox-db", max_connections as usize, timeout));
-        Ok(Self { pool, writer: sqlite.then(|| Arc::new(Mutex::new(()))), threads })
+        let writer = sqlite.then(|| Arc::new(Writer { manager: Manager(target), conn: Mutex::new(None) }));
+        Ok(Self { pool, writer, threads })
     }
 
     /// Applies pending migrations (under an advisory lock on PostgreSQL, so several
@@ -260,18 +292,31 @@ impl Db {
         F: FnOnce(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        self.on_thread(move || {
+            let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
+            let done = f(&mut conn.conn);
+            if done.is_ok() {
+                conn.alive_at = std::time::Instant::now();
+            }
+            done.map_err(repo_error)
+        })
+        .await
+    }
+
+    /// Runs `job` on one of the database's threads; a job that waited there longer than
+    /// the timeout answers `Unavailable` without running.
+    async fn on_thread<T, J>(&self, job: J) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        J: FnOnce() -> Result<T, RepoError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.threads.submit(Box::new(move |stale| {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if stale {
                     return Err(RepoError::Unavailable("no database connection within the timeout".into()));
                 }
-                let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
-                let done = f(&mut conn.conn);
-                if done.is_ok() {
-                    conn.alive_at = std::time::Instant::now();
-                }
-                done.map_err(repo_error)
+                job()
             }));
             // The caller may have gone (a dropped request): the work is done all the same.
             let _ = tx.send(done);
@@ -297,9 +342,7 @@ impl Db {
         E: Send + 'static,
         F: FnMut(&mut AnyConnection) -> Result<T, TxError<E>> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        self.run(move |conn| {
-            let _turn = writer.as_ref().map(|w| w.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let transact = move |conn: &mut AnyConnection| {
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -312,8 +355,14 @@ impl Db {
                     Err(TxError::Db(e)) => return Err(e),
                 }
             }
-        })
-        .await
+        };
+        match &self.writer {
+            Some(writer) => {
+                let writer = Arc::clone(writer);
+                self.on_thread(move || writer.with(transact)).await
+            }
+            None => self.run(transact).await,
+        }
     }
 
     /// Runs `f` in one write transaction; any error rolls it back (see [`Self::write`]).
