@@ -2,8 +2,9 @@
 //! database's own threads (`executor`), so async workers never wait on the database;
 //! reads on a pooled connection, SQLite's writes on its one writing connection.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -136,34 +137,135 @@ impl Manager {
     }
 }
 
+/// A write waiting for its turn on SQLite's writing connection. It runs in a savepoint of
+/// the turn's transaction and answers whether the batch may go on (`true`: it ended
+/// normally, or on a constraint, which undoes only its savepoint) and how to tell its
+/// caller once the commit is known.
+type Pending = Box<dyn FnOnce(&mut AnyConnection) -> (bool, Answer) + Send>;
+/// Tells a write's caller its outcome: `None` once its batch committed, else why not.
+type Answer = Box<dyn FnOnce(Option<&'static str>) + Send>;
+
+/// The writes waiting for SQLite's writing connection.
+struct Queue {
+    writes: VecDeque<(Instant, Pending)>,
+    /// Whether a database thread has been asked to run them (one at a time is enough: it
+    /// runs until the queue is empty).
+    draining: bool,
+}
+
 /// SQLite's one writing connection, opened when first needed and again after it broke.
 /// SQLite has one writer at a time; taking turns here avoids `SQLITE_BUSY` on lock
 /// upgrades inside transactions. Writing always on the same connection keeps its page
-/// cache and prepared statements warm: a connection that did not make the last write
-/// drops its whole page cache and reads the pages again.
+/// cache and prepared statements warm (a connection that did not make the last write
+/// drops its whole page cache). Writes that queue up while others run share one
+/// transaction, each in a savepoint of its own, and one commit: SQLite writes each changed
+/// page to its log once per commit, so the pages many small writes share (a table's last
+/// page, an index's) are written once for all of them. Each caller hears back only after
+/// that commit.
 struct Writer {
     manager: Manager,
     conn: Mutex<Option<AnyConnection>>,
+    queue: Mutex<Queue>,
+    /// A write that waited longer than this is not run (its caller hears `Unavailable`).
+    max_wait: Duration,
+}
+
+/// At most this many writes share one commit: the first of them hears back only after the
+/// last has run.
+const MAX_BATCH: usize = 32;
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Writer {
-    /// Runs `f` on the writing connection, once the writes before it are done.
-    fn with<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, DieselError>) -> Result<T, RepoError> {
+    /// Queues `write`; says whether a database thread must be asked to drain the queue.
+    fn enqueue(&self, write: Pending) -> bool {
+        let mut q = locked(&self.queue);
+        q.writes.push_back((Instant::now(), write));
+        !std::mem::replace(&mut q.draining, true)
+    }
+
+    /// Runs the queued writes, batch after batch, until none is left.
+    fn drain(&self) {
+        let mut conn = locked(&self.conn);
+        loop {
+            let batch: Vec<_> = {
+                let mut q = locked(&self.queue);
+                if q.writes.is_empty() {
+                    q.draining = false;
+                    return;
+                }
+                let n = q.writes.len().min(MAX_BATCH);
+                q.writes.drain(..n).collect()
+            };
+            let left = self.run_batch(&mut conn, batch);
+            if !left.is_empty() {
+                // Writes a failure stopped before: first in the next batch.
+                let mut q = locked(&self.queue);
+                for write in left.into_iter().rev() {
+                    q.writes.push_front(write);
+                }
+            }
+        }
+    }
+
+    /// Runs `batch` in one transaction and tells each caller; answers the writes it did
+    /// not reach.
+    fn run_batch(&self, held: &mut Option<AnyConnection>, batch: Vec<(Instant, Pending)>) -> Vec<(Instant, Pending)> {
         use diesel::r2d2::R2D2Connection;
-        let mut held = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let conn = match &mut *held {
+        // A write dropped unrun answers nothing: its caller's channel closes, which it
+        // reads as the database being unavailable.
+        let mut writes = batch.into_iter().filter(|(at, _)| at.elapsed() <= self.max_wait).peekable();
+        if writes.peek().is_none() {
+            return Vec::new();
+        }
+        let conn = match held {
             Some(conn) => conn,
-            None => held.insert(self.manager.open().map_err(|e| RepoError::Unavailable(Box::new(e)))?),
+            None => match self.manager.open() {
+                Ok(conn) => held.insert(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the SQLite writing connection");
+                    return Vec::new();
+                }
+            },
         };
-        let done = f(conn).map_err(repo_error);
-        let broken = match conn {
-            AnyConnection::Sqlite(c) => c.is_broken(),
-            AnyConnection::Postgresql(c) => c.is_broken(),
+        let mut answers = Vec::new();
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            conn.transaction::<(), DieselError, _>(|c| {
+                for (_, write) in writes.by_ref() {
+                    let (go_on, answer) = write(c);
+                    answers.push(answer);
+                    if !go_on {
+                        // Another error may have ended SQLite's transaction: nothing more
+                        // runs in it.
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        }));
+        let failed = match &ran {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "SQLite could not commit a batch of writes");
+                Some("the batch of writes could not be committed")
+            }
+            Err(_) => Some("a write in the same batch panicked"),
         };
+        let broken = ran.is_err()
+            || match conn {
+                AnyConnection::Sqlite(c) => c.is_broken(),
+                AnyConnection::Postgresql(c) => c.is_broken(),
+            };
         if broken {
+            // Closing it rolls back whatever it left open.
             *held = None;
         }
-        done
+        for answer in answers {
+            answer(failed);
+        }
+        writes.collect()
     }
 }
 
@@ -257,7 +359,14 @@ impl Db {
             .build_unchecked(manager);
         // A query that waited for a thread longer than for a connection fails the same way.
         let threads = Arc::new(Executor::new("mediabox-db", max_connections as usize, timeout));
-        let writer = sqlite.then(|| Arc::new(Writer { manager: Manager(target), conn: Mutex::new(None) }));
+        let writer = sqlite.then(|| {
+            Arc::new(Writer {
+                manager: Manager(target),
+                conn: Mutex::new(None),
+                queue: Mutex::new(Queue { writes: VecDeque::new(), draining: false }),
+                max_wait: timeout,
+            })
+        });
         Ok(Self { pool, writer, threads })
     }
 
@@ -342,6 +451,9 @@ impl Db {
         E: Send + 'static,
         F: FnMut(&mut AnyConnection) -> Result<T, TxError<E>> + Send + 'static,
     {
+        if let Some(writer) = &self.writer {
+            return self.write_sqlite(writer, f).await;
+        }
         let transact = move |conn: &mut AnyConnection| {
             let mut attempt = 0;
             loop {
@@ -356,13 +468,39 @@ impl Db {
                 }
             }
         };
-        match &self.writer {
-            Some(writer) => {
-                let writer = Arc::clone(writer);
-                self.on_thread(move || writer.with(transact)).await
-            }
-            None => self.run(transact).await,
+        self.run(transact).await
+    }
+
+    /// [`Self::write`] on SQLite: queued for the writing connection, run in a savepoint
+    /// of a batch's transaction, answered once the batch is committed.
+    async fn write_sqlite<T, E, F>(&self, writer: &Arc<Writer>, mut f: F) -> Result<Result<T, E>, RepoError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, TxError<E>> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let write: Pending = Box::new(move |c| {
+            let (go_on, done) = match c.transaction::<T, TxError<E>, _>(&mut f) {
+                Ok(v) => (true, Ok(Ok(v))),
+                Err(TxError::Rollback(e)) => (true, Ok(Err(e))),
+                Err(TxError::Db(e)) => (is_unique_violation(&e) || is_fk_violation(&e), Err(repo_error(e))),
+            };
+            let answer: Answer = Box::new(move |failed| {
+                let done = match (failed, done) {
+                    // What it wrote was not committed.
+                    (Some(why), Ok(Ok(_))) => Err(RepoError::Other(why.into())),
+                    (_, done) => done,
+                };
+                let _ = tx.send(done);
+            });
+            (go_on, answer)
+        });
+        if writer.enqueue(write) {
+            let writer = Arc::clone(writer);
+            self.threads.submit(Box::new(move |_waited_long| writer.drain()));
         }
+        rx.await.unwrap_or_else(|_| Err(RepoError::Unavailable("the database did not take the write in time".into())))
     }
 
     /// Runs `f` in one write transaction; any error rolls it back (see [`Self::write`]).
@@ -391,6 +529,88 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQLite runs writes that queue up together in one transaction, each in a savepoint:
+    /// a write that asks for a rollback, or fails on a constraint, undoes only itself, and
+    /// every caller hears its own outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_writes_batched_in_one_commit_keep_their_own_outcomes() -> Result<(), Box<dyn std::error::Error>> {
+        let test = crate::testing::TestDb::sqlite();
+        let db = Db::connect(&test.url, 4, Duration::from_secs(5))?;
+        db.tx(|c| c.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t (n) VALUES (-1)")).await?;
+        let writes: Vec<_> = (0..200i64)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |c| {
+                        // Every fifth takes the number already taken: a unique violation.
+                        let taken = if n % 5 == 4 { -1 } else { n };
+                        diesel::sql_query(format!("INSERT INTO t (n) VALUES ({taken})")).execute(c)?;
+                        // Every third asks for a rollback after writing.
+                        if n % 3 == 0 {
+                            return Err(TxError::Rollback(n));
+                        }
+                        Ok(n)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for (n, write) in (0..200i64).zip(writes) {
+            match write.await? {
+                Ok(Ok(m)) => {
+                    assert!(m == n && n % 3 != 0 && n % 5 != 4, "{n} kept");
+                    kept.push(m);
+                }
+                Ok(Err(m)) => assert!(m == n && n % 3 == 0 && n % 5 != 4, "{n} rolled back"),
+                Err(RepoError::Other(_)) => assert_eq!(n % 5, 4, "{n} failed"),
+                Err(e) => return Err(format!("{n}: {e}").into()),
+            }
+        }
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let stored: Vec<i64> = db
+            .run(|c| diesel::sql_query("SELECT n FROM t ORDER BY n").load::<N>(c))
+            .await?
+            .into_iter()
+            .map(|r| r.n)
+            .collect();
+        let mut expected = vec![-1];
+        expected.extend((0..200).filter(|n| n % 3 != 0 && n % 5 != 4));
+        kept.sort_unstable();
+        assert_eq!(kept, expected[1..], "these said they were kept");
+        assert_eq!(stored, expected, "exactly the writes that said so were kept");
+        Ok(())
+    }
+
+    /// A write that panics fails the writes that shared its transaction (nothing of them
+    /// is kept, and they say so), and the next writes go through on a fresh connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_sqlite_write_keeps_nothing_and_the_next_writes_go_through(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let test = crate::testing::TestDb::sqlite();
+        let db = Db::connect(&test.url, 2, Duration::from_secs(5))?;
+        db.tx(|c| diesel::sql_query("CREATE TABLE t (n INTEGER PRIMARY KEY)").execute(c)).await?;
+        let panicked: Result<usize, _> = db
+            .tx(|c| {
+                diesel::sql_query("INSERT INTO t (n) VALUES (1)").execute(c)?;
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(matches!(panicked, Err(RepoError::Unavailable(_))), "{panicked:?}");
+        db.tx(|c| diesel::sql_query("INSERT INTO t (n) VALUES (2)").execute(c)).await?;
+        let count: i64 = db
+            .run(|c| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM t)")).get_result(c)
+            })
+            .await?;
+        assert_eq!(count, 1, "the panicking write left nothing; the next one was kept");
+        Ok(())
+    }
 
     /// `.cargo/config.toml` builds SQLite with `SQLITE_ENABLE_QPSG`. Without it every
     /// statement with a `LIMIT` (diesel binds them all) is parsed again on every run:
