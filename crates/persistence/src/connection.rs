@@ -29,9 +29,10 @@ pub enum AnyConnection {
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection inside an [`AnyConnection`]
-/// (the body is compiled once per backend). For the hottest reads: through the
+/// (the body is compiled once per backend). For the hottest statements: through the
 /// multi-connection diesel writes every statement's SQL text out again on each run, even
-/// when the prepared statement is cached (a third of a metadata read's database time).
+/// when the prepared statement is cached (a third of a metadata read's database time;
+/// a small upload's eight write statements cost 18 % less user CPU per file without it).
 macro_rules! per_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {

@@ -9,7 +9,7 @@ use mediabox_domain::ports::UploadRepository;
 use mediabox_domain::upload::{ChunkAdvance, Upload};
 use mediabox_domain::{OrgId, RepoError, UploadId, UserId};
 
-use crate::connection::{as_pg, is_unique_violation, AnyConnection, Db, TxError};
+use crate::connection::{as_pg, is_unique_violation, per_backend, AnyConnection, Db, TxError};
 use crate::media_repo::find_media;
 use crate::rows::{to_i64, upload_key, MediaRow, NewMediaRow, NewUploadRow, UploadRow};
 use crate::schema::{blobs, media, uploads};
@@ -50,19 +50,21 @@ fn claim_blob(c: &mut AnyConnection, new: &NewMedia) -> Result<String, TxError<C
             .get_result::<Key>(pg)
             .optional()?
             .map(|k| k.blob_key),
-        None => blobs::table.filter(blobs::sha256.eq(&new.sha256)).select(blobs::blob_key).first(c).optional()?,
+        None => {
+            let same = blobs::table.filter(blobs::sha256.eq(&new.sha256)).select(blobs::blob_key);
+            per_backend!(c, |c| same.get_result(c).optional())?
+        }
     };
     if let Some(key) = existing {
         return Ok(key);
     }
-    let inserted = diesel::insert_into(blobs::table)
-        .values((
-            blobs::blob_key.eq(&new.blob_key),
-            blobs::sha256.eq(&new.sha256),
-            blobs::size.eq(to_i64(new.size)?),
-            blobs::created_at.eq(new.created_at.naive_utc()),
-        ))
-        .execute(c);
+    let insert = diesel::insert_into(blobs::table).values((
+        blobs::blob_key.eq(&new.blob_key),
+        blobs::sha256.eq(&new.sha256),
+        blobs::size.eq(to_i64(new.size)?),
+        blobs::created_at.eq(new.created_at.naive_utc()),
+    ));
+    let inserted = per_backend!(c, |c| insert.execute(c));
     match inserted {
         Ok(_) => Ok(new.blob_key.clone()),
         Err(e) if is_unique_violation(&e) => Err(TxError::Rollback(CompleteRace::BlobCreated)),
@@ -106,7 +108,8 @@ impl UploadRepository for DieselUploadRepository {
         let upload = upload.clone();
         self.db
             .tx(move |c| {
-                diesel::insert_into(uploads::table).values(NewUploadRow::from_domain(&upload, None)?).execute(c)?;
+                let row = NewUploadRow::from_domain(&upload, None)?;
+                per_backend!(c, |c| diesel::insert_into(uploads::table).values(&row).execute(c))?;
                 Ok(())
             })
             .await
@@ -133,7 +136,7 @@ impl UploadRepository for DieselUploadRepository {
         let (org, user) = (org.as_str().to_owned(), user.as_str().to_owned());
         self.db
             .tx(move |c| {
-                let row: Option<UploadRow> = diesel::update(
+                let update = diesel::update(
                     uploads::table
                         .filter(uploads::id.eq(upload_key(id)))
                         .filter(uploads::org.eq(&org))
@@ -142,9 +145,8 @@ impl UploadRepository for DieselUploadRepository {
                         .filter(uploads::expires_at.gt(now.naive_utc()))
                         .filter(unleased(now)),
                 )
-                .set(take_lease(lease, until))
-                .get_result(c)
-                .optional()?;
+                .set(take_lease(lease, until));
+                let row: Option<UploadRow> = per_backend!(c, |c| update.get_result(c).optional())?;
                 row.map(|r| Upload::try_from(r).map_err(Into::into)).transpose()
             })
             .await
@@ -318,30 +320,31 @@ impl DieselUploadRepository {
         self.db
             .write(move |c| {
                 let key = upload_key(id);
-                let existing: Option<Option<i64>> =
-                    uploads::table.find(&key).select(uploads::media_id).first(c).optional()?;
+                let linked = uploads::table.find(&key).select(uploads::media_id);
+                let existing: Option<Option<i64>> = per_backend!(c, |c| linked.get_result(c).optional())?;
                 if let Some(Some(_)) = existing {
                     return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
                 }
                 let blob = claim_blob(c, &new)?;
-                let media_id: i64 = diesel::insert_into(media::table)
-                    .values(NewMediaRow::from_domain(&new, &blob)?)
+                let row = NewMediaRow::from_domain(&new, &blob)?;
+                let media_id: i64 = per_backend!(c, |c| diesel::insert_into(media::table)
+                    .values(&row)
                     .returning(media::id)
-                    .get_result(c)?;
+                    .get_result(c))?;
                 // Only one complete links its media: a concurrent one finds media_id set
                 // (PostgreSQL re-checks the row after the first commits) and rolls back.
                 // The complete's lease goes with it: a completed upload takes no lease again.
-                let linked = diesel::update(uploads::table.find(&key).filter(uploads::media_id.is_null()))
-                    .set((
-                        uploads::media_id.eq(media_id),
-                        uploads::lease.eq(None::<String>),
-                        uploads::lease_expires.eq(None::<chrono::NaiveDateTime>),
-                    ))
-                    .execute(c)?;
+                let link = diesel::update(uploads::table.find(&key).filter(uploads::media_id.is_null())).set((
+                    uploads::media_id.eq(media_id),
+                    uploads::lease.eq(None::<String>),
+                    uploads::lease_expires.eq(None::<chrono::NaiveDateTime>),
+                ));
+                let linked = per_backend!(c, |c| link.execute(c))?;
                 if linked != 1 {
                     return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
                 }
-                let row: MediaRow = media::table.find(media_id).select(media::all_columns).first(c)?;
+                let made = media::table.find(media_id).select(media::all_columns);
+                let row: MediaRow = per_backend!(c, |c| made.get_result(c))?;
                 Media::try_from(row).map_err(|e| TxError::Db(e.into()))
             })
             .await
