@@ -189,6 +189,17 @@ impl Writer {
 
     /// Runs the queued writes, batch after batch, until none is left.
     fn drain(&self) {
+        /// Should draining itself panic, the next write asks for a new drain (else every
+        /// later write would wait for one that never comes).
+        struct Unmark<'a>(&'a Writer);
+        impl Drop for Unmark<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    locked(&self.0.queue).draining = false;
+                }
+            }
+        }
+        let _unmark = Unmark(self);
         let mut conn = locked(&self.conn);
         loop {
             let batch: Vec<_> = {
