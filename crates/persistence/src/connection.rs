@@ -165,6 +165,10 @@ struct Queue {
 /// that commit.
 struct Writer {
     manager: Manager,
+    /// Whether a commit is on disk before it is answered (`PRAGMA synchronous = FULL`:
+    /// the log is synced at each commit, once per batch) or only in order (`NORMAL`: a
+    /// power loss can take back the last commits, never corrupt the file).
+    durable: std::sync::atomic::AtomicBool,
     conn: Mutex<Option<AnyConnection>>,
     queue: Mutex<Queue>,
     /// A write that waited longer than this is not run (its caller hears `Unavailable`).
@@ -180,6 +184,14 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Writer {
+    fn open(&self) -> Result<AnyConnection, r2d2::Error> {
+        let mut conn = self.manager.open()?;
+        if self.durable.load(std::sync::atomic::Ordering::Relaxed) {
+            conn.batch_execute("PRAGMA synchronous = FULL").map_err(r2d2::Error::QueryError)?;
+        }
+        Ok(conn)
+    }
+
     /// Queues `write`; says whether a database thread must be asked to drain the queue.
     fn enqueue(&self, write: Pending) -> bool {
         let mut q = locked(&self.queue);
@@ -222,8 +234,8 @@ impl Writer {
         }
     }
 
-    /// Runs `batch` in one transaction and tells each caller; answers the writes it did
-    /// not reach.
+    /// Runs `batch` in one transaction and tells each caller how it went; gives back the
+    /// writes it did not reach (after one whose error may have ended the transaction).
     fn run_batch(&self, held: &mut Option<AnyConnection>, batch: Vec<(Instant, Pending)>) -> Vec<(Instant, Pending)> {
         use diesel::r2d2::R2D2Connection;
         // A write dropped unrun answers nothing: its caller's channel closes, which it
@@ -234,7 +246,7 @@ impl Writer {
         }
         let conn = match held {
             Some(conn) => conn,
-            None => match self.manager.open() {
+            None => match self.open() {
                 Ok(conn) => held.insert(conn),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open the SQLite writing connection");
@@ -374,12 +386,26 @@ impl Db {
         let writer = sqlite.then(|| {
             Arc::new(Writer {
                 manager: Manager(target),
+                durable: true.into(),
                 conn: Mutex::new(None),
                 queue: Mutex::new(Queue { writes: VecDeque::new(), draining: false }),
                 max_wait: timeout,
             })
         });
         Ok(Self { pool, writer, threads })
+    }
+
+    /// Whether SQLite's commits are synced before they are answered (default: yes; the
+    /// server follows `MEDIABOX_FSYNC`). Without, a power loss can take back the last
+    /// commits, never corrupt the database. PostgreSQL keeps its own setting.
+    #[must_use]
+    pub fn with_durable_commits(self, durable: bool) -> Self {
+        if let Some(writer) = &self.writer {
+            writer.durable.store(durable, std::sync::atomic::Ordering::Relaxed);
+            // Opened again, with the setting, by the next write.
+            *locked(&writer.conn) = None;
+        }
+        self
     }
 
     /// Applies pending migrations (under an advisory lock on PostgreSQL, so several
@@ -596,6 +622,28 @@ mod tests {
         kept.sort_unstable();
         assert_eq!(kept, expected[1..], "these said they were kept");
         assert_eq!(stored, expected, "exactly the writes that said so were kept");
+        Ok(())
+    }
+
+    /// With `MEDIABOX_FSYNC=true` (the default) a SQLite commit is on disk before it is
+    /// answered: the writing connection syncs its log at each commit (`FULL`, 2). Without,
+    /// commits stay in order but the last ones may be lost to a power loss (`NORMAL`, 1).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_commits_are_synced_unless_durability_is_turned_off() -> Result<(), Box<dyn std::error::Error>> {
+        #[derive(diesel::QueryableByName)]
+        struct Level {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            synchronous: i32,
+        }
+        let level = |db: Db| async move {
+            db.tx(|c| diesel::sql_query("PRAGMA synchronous").get_result::<Level>(c)).await.map(|l| l.synchronous)
+        };
+        let test = crate::testing::TestDb::sqlite();
+        let db = Db::connect(&test.url, 2, Duration::from_secs(5))?;
+        assert_eq!(level(db.clone()).await?, 2, "FULL by default");
+        let db = db.with_durable_commits(false);
+        assert_eq!(level(db.clone()).await?, 1, "NORMAL when syncs are off");
+        assert_eq!(level(db.with_durable_commits(true)).await?, 2);
         Ok(())
     }
 

@@ -134,9 +134,10 @@ impl Readiness for Probes {
 /// When any of them cannot be opened.
 pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     let db_url = config.database_url.clone();
+    let fsync = config.fsync;
     let timeout = Duration::from_secs(config.db_timeout_secs.max(1));
     let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
-        let db = Db::connect(&db_url, 16, timeout).context("opening the database")?;
+        let db = Db::connect(&db_url, 16, timeout).context("opening the database")?.with_durable_commits(fsync);
         db.migrate().context("applying migrations")?;
         Ok(db)
     })
