@@ -44,7 +44,7 @@ pub(crate) fn to_i64(v: u64) -> Result<i64, diesel::result::Error> {
 
 #[derive(Debug, Queryable)]
 pub(crate) struct MediaRow {
-    id: i64,
+    pub(crate) id: i64,
     uuid: String,
     org: String,
     uploaded_by: String,

@@ -320,17 +320,19 @@ impl DieselUploadRepository {
         self.db
             .write(move |c| {
                 let key = upload_key(id);
-                let linked = uploads::table.find(&key).select(uploads::media_id);
-                let existing: Option<Option<i64>> = per_backend!(c, |c| linked.get_result(c).optional())?;
+                let made_of = uploads::table.find(&key).select(uploads::media_id);
+                let existing: Option<Option<i64>> = per_backend!(c, |c| made_of.get_result(c).optional())?;
                 if let Some(Some(_)) = existing {
                     return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
                 }
                 let blob = claim_blob(c, &new)?;
                 let row = NewMediaRow::from_domain(&new, &blob)?;
-                let media_id: i64 = per_backend!(c, |c| diesel::insert_into(media::table)
+                // The stored row comes back from the insert itself: no read after it.
+                let made: MediaRow = per_backend!(c, |c| diesel::insert_into(media::table)
                     .values(&row)
-                    .returning(media::id)
+                    .returning(media::all_columns)
                     .get_result(c))?;
+                let media_id = made.id;
                 // Only one complete links its media: a concurrent one finds media_id set
                 // (PostgreSQL re-checks the row after the first commits) and rolls back.
                 // The complete's lease goes with it: a completed upload takes no lease again.
@@ -343,9 +345,7 @@ impl DieselUploadRepository {
                 if linked != 1 {
                     return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
                 }
-                let made = media::table.find(media_id).select(media::all_columns);
-                let row: MediaRow = per_backend!(c, |c| made.get_result(c))?;
-                Media::try_from(row).map_err(|e| TxError::Db(e.into()))
+                Media::try_from(made).map_err(|e| TxError::Db(e.into()))
             })
             .await
     }
