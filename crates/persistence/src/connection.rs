@@ -111,11 +111,7 @@ impl ManageConnection for Manager {
     /// A connection whose server went away, or left in a failed transaction, is not
     /// returned to the pool (diesel's own check: no round trip).
     fn has_broken(&self, pooled: &mut Pooled) -> bool {
-        use diesel::r2d2::R2D2Connection;
-        match &mut pooled.conn {
-            AnyConnection::Postgresql(c) => c.is_broken(),
-            AnyConnection::Sqlite(c) => c.is_broken(),
-        }
+        is_broken(&mut pooled.conn)
     }
 }
 
@@ -237,7 +233,6 @@ impl Writer {
     /// Runs `batch` in one transaction and tells each caller how it went; gives back the
     /// writes it did not reach (after one whose error may have ended the transaction).
     fn run_batch(&self, held: &mut Option<AnyConnection>, batch: Vec<(Instant, Pending)>) -> Vec<(Instant, Pending)> {
-        use diesel::r2d2::R2D2Connection;
         // A write dropped unrun answers nothing: its caller's channel closes, which it
         // reads as the database being unavailable.
         let mut writes = batch.into_iter().filter(|(at, _)| at.elapsed() <= self.max_wait).peekable();
@@ -277,12 +272,7 @@ impl Writer {
             }
             Err(_) => Some("a write in the same batch panicked"),
         };
-        let broken = ran.is_err()
-            || match conn {
-                AnyConnection::Sqlite(c) => c.is_broken(),
-                AnyConnection::Postgresql(c) => c.is_broken(),
-            };
-        if broken {
+        if ran.is_err() || is_broken(conn) {
             // Closing it rolls back whatever it left open.
             *held = None;
         }
@@ -339,6 +329,13 @@ pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
 /// Whether `e` is a foreign-key violation.
 pub(crate) fn is_fk_violation(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _))
+}
+
+/// Whether the connection's server went away or it was left in a failed transaction
+/// (diesel's own check: no round trip).
+fn is_broken(conn: &mut AnyConnection) -> bool {
+    use diesel::r2d2::R2D2Connection;
+    per_backend!(conn, |c| c.is_broken())
 }
 
 /// The PostgreSQL connection inside, for the few statements SQLite has no use for
@@ -644,6 +641,50 @@ mod tests {
         let db = db.with_durable_commits(false);
         assert_eq!(level(db.clone()).await?, 1, "NORMAL when syncs are off");
         assert_eq!(level(db.with_durable_commits(true)).await?, 2);
+        Ok(())
+    }
+
+    /// A SQLite write that waited for the writing connection longer than the timeout is
+    /// not run: its caller hears that the database is unavailable (a 503 to the client)
+    /// and nothing of it is kept, as with a query that waited too long for a connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sqlite_write_that_waited_past_the_timeout_is_not_run() -> Result<(), Box<dyn std::error::Error>> {
+        let test = crate::testing::TestDb::sqlite();
+        let timeout = Duration::from_millis(100);
+        let db = Db::connect(&test.url, 2, timeout)?;
+        db.tx(|c| c.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")).await?;
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (mut started, held) = (Some(started), Mutex::new(held));
+        let first = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.tx(move |c| {
+                    started.take().map(|s| s.send(()));
+                    // The writing connection stays busy until the test lets go.
+                    let _ = locked(&held).recv();
+                    diesel::sql_query("INSERT INTO t (n) VALUES (1)").execute(c)
+                })
+                .await
+            }
+        });
+        running.await?;
+        let second = tokio::spawn({
+            let db = db.clone();
+            async move { db.tx(|c| diesel::sql_query("INSERT INTO t (n) VALUES (2)").execute(c)).await }
+        });
+        // The second write's wait is what is tested: it outlasts the timeout.
+        tokio::time::sleep(timeout * 2).await;
+        release.send(())?;
+        assert_eq!(first.await??, 1);
+        let second = second.await?;
+        assert!(matches!(second, Err(RepoError::Unavailable(_))), "{second:?}");
+        let count: i64 = db
+            .run(|c| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM t)")).get_result(c)
+            })
+            .await?;
+        assert_eq!(count, 1, "the write that waited too long left nothing");
         Ok(())
     }
 
