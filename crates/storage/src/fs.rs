@@ -192,7 +192,7 @@ impl ChunkWriter for FsChunkWriter {
             let file = blocking(move || file.sync_data().map(|()| file)).await?;
             self.file = Some(file);
             if let Some(dir) = self.made_in.take() {
-                sync_dirs(vec![dir]).await?;
+                blocking(move || sync_dir(&dir)).await?;
             }
         }
         // The staging file is found by the upload's id alone: no state to keep.
@@ -206,9 +206,30 @@ impl ChunkWriter for FsChunkWriter {
     }
 }
 
-/// Syncs directories, so that entries made or removed in them survive a crash.
-async fn sync_dirs(dirs: Vec<PathBuf>) -> Result<(), StoreError> {
-    blocking(move || dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all())).await
+/// Syncs a directory, so that entries made or removed in it survive a crash (blocking).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Renames a finished file to `blob`, making its folder when it is the first blob there;
+/// with `fsync`, the new entry (and a new folder's) is durable before this returns. Not
+/// the folder it came from: should that name come back after a crash, gc's stray staging
+/// sweep removes it (blocking).
+fn rename_into_place(from: &Path, blob: &Path, fsync: bool) -> std::io::Result<()> {
+    let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
+    // Each of the 256 folders is made once, by the first blob that lands in it.
+    let made = match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        made => made.map(|()| true)?,
+    };
+    std::fs::rename(from, blob)?;
+    if fsync {
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent().filter(|_| made) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens the blob at the first of `places` that holds it (blocking).
@@ -330,21 +351,7 @@ impl BlobStore for FsBlobStore {
             }
             // Otherwise the bytes are durable already: each chunk synced its own.
             drop(file);
-            let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
-            // Each of the 256 folders is made once, by the first blob that lands in it.
-            let made = match std::fs::create_dir(dir) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                made => made.map(|()| true)?,
-            };
-            std::fs::rename(&staging, &blob)?;
-            if fsync {
-                // The rename (and a new folder) durable in the blob's folders. Not the
-                // staging folder: should the staging name come back after a crash, its
-                // upload is completed and gc's stray staging sweep removes it.
-                let mut dirs = vec![dir];
-                dirs.extend(dir.parent().filter(|_| made));
-                dirs.iter().try_for_each(|d| std::fs::File::open(d)?.sync_all())?;
-            }
+            rename_into_place(&staging, &blob, fsync)?;
             Ok(Committed::Done)
         })
         .await?;
@@ -356,12 +363,12 @@ impl BlobStore for FsBlobStore {
 
     async fn delete_staging(&self, upload: UploadId, _staging: Option<String>) -> Result<u64, StoreError> {
         let path = self.staging_path(upload);
-        let len = fs::metadata(&path).await.map_or(0, |m| m.len());
-        match fs::remove_file(&path).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(other(e)),
-            Err(_) => Ok(0),
-            Ok(()) => Ok(len),
-        }
+        // Measured and removed in one trip; gone already is nothing removed.
+        blocking(move || {
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            remove_present(&path).map(|()| len)
+        })
+        .await
     }
 
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {
@@ -408,24 +415,18 @@ impl BlobStore for FsBlobStore {
         let fsync = self.fsync;
         blocking(move || {
             use std::io::Write;
-            let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
-            std::fs::create_dir_all(dir)?;
             let written = (|| {
                 let mut file = std::fs::File::create(&temp)?;
                 file.write_all(&bytes)?;
                 if fsync {
                     file.sync_data()?;
                 }
-                std::fs::rename(&temp, &blob)
+                rename_into_place(&temp, &blob, fsync)
             })();
             if written.is_err() {
                 let _ = std::fs::remove_file(&temp);
             }
-            written?;
-            if fsync {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            written
         })
         .await
     }
@@ -439,17 +440,16 @@ impl BlobStore for FsBlobStore {
         let places = keys.iter().map(|k| self.blob_places(k)).collect::<Result<Vec<_>, _>>()?;
         // One trip to the blocking pool for the whole list, not one per file; a failure
         // does not stop the rest.
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut first = None;
             for p in places {
                 if let Err(e) = remove_blob(&p) {
-                    first.get_or_insert(other(e));
+                    first.get_or_insert(e);
                 }
             }
             first.map_or(Ok(()), Err)
         })
         .await
-        .map_err(join_error)?
     }
 
     async fn list_staging(&self) -> Result<Vec<(UploadId, DateTime<Utc>)>, StoreError> {
