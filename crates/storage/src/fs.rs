@@ -122,13 +122,152 @@ const WRITE_BATCH: usize = 1 << 20;
 
 struct FsChunkWriter {
     /// The file, while no batch is being written (the writing thread holds it then).
-    file: Option<std::fs::File>,
-    in_flight: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+    sink: Option<Sink>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<Sink>>>,
     batch: Vec<Bytes>,
     batched: usize,
     fsync: bool,
     /// The staging directory, when this chunk made the file: its entry is synced too.
     made_in: Option<PathBuf>,
+}
+
+/// A chunk's staging file and where its next byte goes, handed between the writer and
+/// its blocking thread.
+struct Sink {
+    file: std::fs::File,
+    path: PathBuf,
+    pos: u64,
+    /// Large chunks only: set by the first batch (see [`Direct`]).
+    mode: Mode,
+}
+
+enum Mode {
+    /// Not decided yet: nothing written.
+    Open,
+    /// Through the page cache.
+    Buffered,
+    Direct(Direct),
+}
+
+/// Direct writes for a large chunk (at least [`WRITE_BATCH`]: its first batch filled):
+/// `O_DIRECT` from one reused, aligned buffer, past the page cache. On this machine kind
+/// (a VM whose host takes freed memory back), writing a large file through the page cache
+/// touches memory the host must map again first: `dd bs=16M` into a new file ran at 232
+/// MB/s to 2.6 GB/s depending on which pages it got, `oflag=direct` at 1.2-1.6 GB/s every
+/// time. Every byte of the chunk goes direct: a partial block before it is read back and
+/// written again whole, so that no part of the chunk sits in the page cache behind a size
+/// the direct writes already extended; only the last partial block goes buffered.
+struct Direct {
+    fd: std::fs::File,
+    /// Longer than [`DIRECT_BUF`] by one alignment, so that an aligned window fits.
+    buf: Vec<u8>,
+    /// Where the window starts in `buf`, and how much of it is filled.
+    at: usize,
+    filled: usize,
+    /// The file offset of the window's first byte (aligned).
+    start: u64,
+}
+
+/// Alignment of direct writes' offsets, lengths and buffer (a page: every block size a
+/// Linux disk has).
+const ALIGN: usize = 4096;
+/// One direct write's size.
+const DIRECT_BUF: usize = 1 << 20;
+
+impl Sink {
+    /// Writes one batch (blocking).
+    fn write(&mut self, batch: &[Bytes], large: bool) -> std::io::Result<()> {
+        if matches!(self.mode, Mode::Open) {
+            self.mode = if large { self.open_direct()? } else { Mode::Buffered };
+        }
+        for piece in batch {
+            let mut data = &piece[..];
+            while !data.is_empty() {
+                let n = match &mut self.mode {
+                    Mode::Direct(d) => {
+                        let n = data.len().min(DIRECT_BUF - d.filled);
+                        d.buf[d.at + d.filled..d.at + d.filled + n].copy_from_slice(&data[..n]);
+                        d.filled += n;
+                        if d.filled == DIRECT_BUF {
+                            self.flush_direct()?;
+                        }
+                        n
+                    }
+                    _ => {
+                        use std::os::unix::fs::FileExt;
+                        self.file.write_all_at(data, self.pos)?;
+                        data.len()
+                    }
+                };
+                self.pos += n as u64;
+                data = &data[n..];
+            }
+        }
+        Ok(())
+    }
+
+    /// Direct mode from here on, with the partial block before `pos` read back into the
+    /// window; buffered where the filesystem cannot write direct.
+    #[cfg(target_os = "linux")]
+    fn open_direct(&mut self) -> std::io::Result<Mode> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let Ok(fd) = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&self.path) else {
+            return Ok(Mode::Buffered);
+        };
+        let mut buf = vec![0; DIRECT_BUF + ALIGN];
+        let at = buf.as_ptr().align_offset(ALIGN);
+        let head = usize::try_from(self.pos % ALIGN as u64).unwrap_or(0);
+        let start = self.pos - head as u64;
+        self.file.read_exact_at(&mut buf[at..at + head], start)?;
+        Ok(Mode::Direct(Direct { fd, buf, at, filled: head, start }))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open_direct(&mut self) -> std::io::Result<Mode> {
+        Ok(Mode::Buffered)
+    }
+
+    /// Writes the window's whole blocks direct and keeps the partial one (blocking). A
+    /// filesystem that refuses the direct write (`EINVAL`) gets it buffered, and every
+    /// later byte of the chunk too.
+    fn flush_direct(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let Mode::Direct(d) = &mut self.mode else { return Ok(()) };
+        let whole = d.filled - d.filled % ALIGN;
+        let window = &d.buf[d.at..d.at + whole];
+        match d.fd.write_all_at(window, d.start) {
+            Err(e) if e.raw_os_error() == Some(libc_einval()) => {
+                self.file.write_all_at(&d.buf[d.at..d.at + d.filled], d.start)?;
+                self.mode = Mode::Buffered;
+                return Ok(());
+            }
+            done => done?,
+        }
+        d.buf.copy_within(d.at + whole..d.at + d.filled, d.at);
+        d.filled -= whole;
+        d.start += whole as u64;
+        Ok(())
+    }
+
+    /// Writes what is left: whole blocks direct, the last partial one buffered (blocking).
+    fn finish(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.flush_direct()?;
+        if let Mode::Direct(d) = &self.mode {
+            self.file.write_all_at(&d.buf[d.at..d.at + d.filled], d.start)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn libc_einval() -> i32 {
+    libc::EINVAL
+}
+
+#[cfg(not(target_os = "linux"))]
+fn libc_einval() -> i32 {
+    22
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
@@ -145,29 +284,33 @@ impl FsChunkWriter {
     /// Waits for the batch being written, if any, and takes the file back.
     async fn land(&mut self) -> Result<(), StoreError> {
         if let Some(task) = self.in_flight.take() {
-            self.file = Some(task.await.map_err(join_error)?.map_err(other)?);
+            self.sink = Some(task.await.map_err(join_error)?.map_err(other)?);
         }
         Ok(())
     }
 
     /// The file, to hand to a blocking thread (which gives it back).
-    fn take_file(&mut self) -> Result<std::fs::File, StoreError> {
-        self.file.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))
+    fn take_sink(&mut self) -> Result<Sink, StoreError> {
+        self.sink.take().ok_or_else(|| StoreError::Other("staging file lost its handle".into()))
     }
 
-    /// Starts writing the gathered batch, once the one before it is written.
-    async fn send_batch(&mut self) -> Result<(), StoreError> {
+    /// Starts writing the gathered batch, once the one before it is written; `last` when
+    /// the chunk has no more (then whatever direct writing kept back is written too).
+    async fn send_batch(&mut self, last: bool) -> Result<(), StoreError> {
         self.land().await?;
-        if self.batch.is_empty() {
+        if self.batch.is_empty() && !last {
             return Ok(());
         }
-        let mut file = self.take_file()?;
+        let mut sink = self.take_sink()?;
         let batch = std::mem::take(&mut self.batch);
         self.batched = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            batch.iter().try_for_each(|b| file.write_all(b))?;
-            Ok(file)
+            // A first batch that filled up before the chunk ended: a large chunk.
+            sink.write(&batch, !last)?;
+            if last {
+                sink.finish()?;
+            }
+            Ok(sink)
         }));
         Ok(())
     }
@@ -179,18 +322,18 @@ impl ChunkWriter for FsChunkWriter {
         self.batched += bytes.len();
         self.batch.push(bytes);
         if self.batched >= WRITE_BATCH {
-            self.send_batch().await?;
+            self.send_batch(false).await?;
         }
         Ok(())
     }
 
     async fn finish(&mut self) -> Result<Option<String>, StoreError> {
-        self.send_batch().await?;
+        self.send_batch(true).await?;
         self.land().await?;
         if self.fsync {
-            let file = self.take_file()?;
-            let file = blocking(move || file.sync_data().map(|()| file)).await?;
-            self.file = Some(file);
+            let sink = self.take_sink()?;
+            let sink = blocking(move || sink.file.sync_data().map(|()| sink)).await?;
+            self.sink = Some(sink);
             if let Some(dir) = self.made_in.take() {
                 blocking(move || sync_dir(&dir)).await?;
             }
@@ -281,21 +424,20 @@ impl BlobStore for FsBlobStore {
         // Opened, measured and positioned in one trip to a blocking thread (three with
         // tokio::fs): a small file's chunk is mostly such trips.
         let path = self.staging_path(upload);
-        let (file, have) = blocking(move || {
-            use std::io::Seek;
-            let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let (file, have, path) = blocking(move || {
+            // Readable too: a large chunk reads back the partial block it starts in.
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
             let have = file.metadata()?.len();
-            // Past the end when bytes were lost; refused below before anything is written.
-            file.seek(SeekFrom::Start(offset))?;
-            Ok((file, have))
+            Ok((file, have, path))
         })
         .await?;
         if have < offset {
             return Err(StoreError::Lost { have, recorded: offset });
         }
         let made_in = (have == 0).then(|| self.root.join("staging"));
+        // Past the end when bytes were lost: refused above before anything is written.
         Ok(Box::new(FsChunkWriter {
-            file: Some(file),
+            sink: Some(Sink { file, path, pos: offset, mode: Mode::Open }),
             in_flight: None,
             batch: Vec::new(),
             batched: 0,
