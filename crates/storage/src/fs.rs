@@ -360,12 +360,19 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// sweep removes it (blocking).
 fn rename_into_place(from: &Path, blob: &Path, fsync: bool) -> std::io::Result<()> {
     let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
-    // Each of the 256 folders is made once, by the first blob that lands in it.
-    let made = match std::fs::create_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        made => made.map(|()| true)?,
+    // Each of the 256 folders is made once, by the first blob that lands in it: the
+    // rename is tried first, and only a missing folder (or source) makes one.
+    let made = match std::fs::rename(from, blob) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+            let made = match std::fs::create_dir(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                made => made.map(|()| true)?,
+            };
+            std::fs::rename(from, blob)?;
+            made
+        }
+        renamed => renamed.map(|()| false)?,
     };
-    std::fs::rename(from, blob)?;
     if fsync {
         sync_dir(dir)?;
         if let Some(parent) = dir.parent().filter(|_| made) {
@@ -470,18 +477,23 @@ impl BlobStore for FsBlobStore {
         // One trip to a blocking thread for the whole step: a small file's complete is
         // mostly such trips.
         let committed = blocking(move || {
-            if blob.try_exists()? || legacy.try_exists()? {
-                // Committed already (a retry): the staging copy is not needed.
-                remove_present(&staging)?;
-                return Ok(Committed::Done);
-            }
             let file = match std::fs::OpenOptions::new().write(true).open(&staging) {
-                // Neither the blob nor the staging: the bytes were never made durable.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Committed::Short(0)),
+                // Committed already (a retry: the rename took the staging file), or, when
+                // the blob is not there either, the bytes were never made durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let done = blob.try_exists()? || legacy.try_exists()?;
+                    return Ok(if done { Committed::Done } else { Committed::Short(0) });
+                }
                 opened => opened?,
             };
             let have = file.metadata()?.len();
             if have < size {
+                if blob.try_exists()? || legacy.try_exists()? {
+                    // Committed already, and a later chunk made the staging file again.
+                    drop(file);
+                    remove_present(&staging)?;
+                    return Ok(Committed::Done);
+                }
                 return Ok(Committed::Short(have));
             }
             if have > size {
