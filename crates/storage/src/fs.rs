@@ -361,9 +361,11 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 fn rename_into_place(from: &Path, blob: &Path, fsync: bool) -> std::io::Result<()> {
     let dir = blob.parent().ok_or_else(|| std::io::Error::other("a blob path has a parent"))?;
     // Each of the 256 folders is made once, by the first blob that lands in it: the
-    // rename is tried first, and only a missing folder (or source) makes one.
+    // rename is tried first; when it finds no folder, the folder is made (or found made
+    // by a concurrent commit meanwhile) and the rename tried again. A missing source
+    // fails the second rename too.
     let made = match std::fs::rename(from, blob) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let made = match std::fs::create_dir(dir) {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
                 made => made.map(|()| true)?,

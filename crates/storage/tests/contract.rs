@@ -43,6 +43,7 @@ contract!(
     a_failed_chunk_leaves_the_recorded_staging_intact,
     ranges_and_heads_read_slices_of_a_blob,
     committing_again_is_harmless,
+    uploads_committed_at_once_into_one_new_folder_all_land,
     deleting_staging_leaves_nothing_behind,
     a_chunk_of_unknown_length_is_kept_and_grouped_later,
     blobs_are_listed_and_deleted_idempotently,
@@ -202,6 +203,35 @@ async fn committing_again_is_harmless(store: &dyn BlobStore, _s3: Option<&S3Serv
     assert_eq!(sha(&collect(store.read(&key, None).await?).await?), sha(&file));
     assert!(store.list_staging().await?.is_empty());
     assert_eq!(store.list_blobs().await?.len(), 1);
+    Ok(())
+}
+
+async fn uploads_committed_at_once_into_one_new_folder_all_land(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    // Keys that share their first hex digits: on the filesystem, one folder that none of
+    // them finds made, so their commits race to make it (a lost race once answered 500).
+    // Eight such folders, 16 uploads each, all committed at once.
+    let mut rows: Vec<Row> = (0..8 * 16).map(|_| Row::new()).collect();
+    let sends = rows.iter_mut().enumerate().map(|(i, row)| async move {
+        let data = bytes(100 + i, 1);
+        send(store, row, &data, true, 512).await
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        sent?;
+    }
+    let keys: Vec<String> =
+        rows.iter().enumerate().map(|(i, row)| format!("{:02x}{}", i % 8, &blob_key(row.id)[2..])).collect();
+    let commits =
+        rows.iter().zip(&keys).map(|(row, key)| store.commit_staging(row.id, row.offset, key, row.state.clone()));
+    for committed in futures_util::future::join_all(commits).await {
+        committed?;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(collect(store.read(key, None).await?).await?, bytes(100 + i, 1), "blob {i} holds its own bytes");
+    }
+    assert!(store.list_staging().await?.is_empty());
     Ok(())
 }
 
