@@ -347,13 +347,10 @@ pub trait BlobStore: Send + Sync {
         offset: u64,
         staging: Option<String>,
     ) -> Result<Box<dyn ChunkWriter>, StoreError>;
-    /// Up to `len` leading bytes of blob `key`.
-    /// # Errors
-    /// `NotFound` when it does not exist.
-    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError>;
-    /// Turns the first `size` bytes of the upload's staging into blob `key` and removes
-    /// the staging. Idempotent: when blob `key` already exists the staging is dropped and
-    /// it succeeds.
+    /// Turns the first `size` bytes of the upload's staging into blob `key`, removes the
+    /// staging, and answers up to `head` leading bytes of the blob (what the upload is
+    /// sniffed by: a store that has the file open anyway reads them in the same step).
+    /// Idempotent: when blob `key` already exists the staging is dropped and it succeeds.
     /// # Errors
     /// `NotFound` when neither exists.
     async fn commit_staging(
@@ -362,7 +359,8 @@ pub trait BlobStore: Send + Sync {
         size: u64,
         key: &str,
         staging: Option<String>,
-    ) -> Result<(), StoreError>;
+        head: usize,
+    ) -> Result<Vec<u8>, StoreError>;
     /// Removes an upload's staging (what `staging` names, and whatever the store finds
     /// of that upload without it); a missing one is not an error. Returns the bytes it
     /// freed, as far as the store can tell (for gc's report).

@@ -710,9 +710,10 @@ impl UploadService {
         let key = blob_key(upload.id);
         // Bytes first, row second: a crash in between leaves a blob without a media, which
         // gc collects; never a media without its blob. Committing again (a retry) is fine.
-        self.blobs.commit_staging(upload.id, upload.offset, &key, upload.staging_state.clone()).await?;
         let head_len = usize::try_from(upload.offset).map_or(SNIFF_BYTES, |o| o.min(SNIFF_BYTES));
-        let sniffed = sniff(&self.blobs.read_head(&key, head_len).await?);
+        let head =
+            self.blobs.commit_staging(upload.id, upload.offset, &key, upload.staging_state.clone(), head_len).await?;
+        let sniffed = sniff(&head);
         let new = NewMedia {
             uuid: uuid::Uuid::new_v4(),
             org: upload.org.clone(),
@@ -1239,7 +1240,7 @@ mod tests {
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_complete().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_commit_staging().returning(|_, _, _, _| Err(StoreError::Unavailable("bucket down".into())));
+        blobs.expect_commit_staging().returning(|_, _, _, _, _| Err(StoreError::Unavailable("bucket down".into())));
         let svc = service(repo, blobs);
         let err = svc.complete(&writer("u-1")?, id, None).await;
         assert!(matches!(err, Err(CompleteError::Store(StoreError::Unavailable(_)))), "{err:?}");
@@ -1257,7 +1258,7 @@ mod tests {
         repo.expect_release_lease().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
         repo.expect_complete().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_commit_staging().returning(|_, _, _, _| Err(StoreError::Lost { have: 4, recorded: 10 }));
+        blobs.expect_commit_staging().returning(|_, _, _, _, _| Err(StoreError::Lost { have: 4, recorded: 10 }));
         let svc = service(repo, blobs);
         let err = svc.complete(&writer("u-1")?, id, None).await;
         assert!(matches!(err, Err(CompleteError::Store(StoreError::Lost { have: 4, recorded: 10 }))), "{err:?}");
@@ -1304,9 +1305,14 @@ mod tests {
             .returning(move |_, _, _, _, _, _| Ok(Some(up.clone())));
         repo.expect_find().never();
         repo.expect_acquire_lease().never();
-        blobs.expect_commit_staging().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(()));
-        // The head is sniffed from the committed blob (S3 parts are not readable before).
-        blobs.expect_read_head().times(1).in_sequence(&mut seq).returning(|_, _| Ok(b"0123456789".to_vec()));
+        // The head is sniffed from the committed blob (S3 parts are not readable before),
+        // which the commit answers: the blob is not opened again.
+        blobs
+            .expect_commit_staging()
+            .withf(|_, size, _, _, head| *size == 10 && *head == 10)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _, _, _| Ok(b"0123456789".to_vec()));
         repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, new| {
             Ok(Media {
                 id: MediaId::new(1).unwrap_or_else(|_| unreachable!()),

@@ -392,6 +392,14 @@ fn open_blob(places: &[PathBuf; 2]) -> std::io::Result<std::fs::File> {
     }
 }
 
+/// Up to `len` leading bytes of a file just opened (blocking).
+fn head_of(file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(len.min(1 << 20));
+    file.take(len as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Removes a file; gone already is fine (blocking).
 fn remove_present(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
@@ -407,8 +415,8 @@ fn remove_blob(places: &[PathBuf; 2]) -> std::io::Result<()> {
 
 /// What committing a staging file found.
 enum Committed {
-    /// The blob is in place.
-    Done,
+    /// The blob is in place; its head.
+    Done(Vec<u8>),
     /// The staging holds only this many bytes (or is gone, 0): a crash lost the rest.
     Short(u64),
 }
@@ -455,46 +463,41 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
-    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
-        let places = self.blob_places(key)?;
-        blocking(move || {
-            use std::io::Read;
-            let mut buf = Vec::with_capacity(len.min(1 << 20));
-            open_blob(&places)?.take(len as u64).read_to_end(&mut buf)?;
-            Ok(buf)
-        })
-        .await
-    }
-
     async fn commit_staging(
         &self,
         upload: UploadId,
         size: u64,
         key: &str,
         _staging: Option<String>,
-    ) -> Result<(), StoreError> {
-        let [blob, legacy] = self.blob_places(key)?;
+        head: usize,
+    ) -> Result<Vec<u8>, StoreError> {
+        let places = self.blob_places(key)?;
         let staging = self.staging_path(upload);
         let fsync = self.fsync;
-        // One trip to a blocking thread for the whole step: a small file's complete is
-        // mostly such trips.
+        // One trip to a blocking thread for the whole step, the head read from the file
+        // it opened anyway: a small file's complete is mostly such trips.
         let committed = blocking(move || {
-            let file = match std::fs::OpenOptions::new().write(true).open(&staging) {
+            let blob_head = |places: &[PathBuf; 2]| -> std::io::Result<Option<Vec<u8>>> {
+                match open_blob(places) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    opened => head_of(&opened?, head).map(Some),
+                }
+            };
+            let file = match std::fs::OpenOptions::new().read(true).write(true).open(&staging) {
                 // Committed already (a retry: the rename took the staging file), or, when
                 // the blob is not there either, the bytes were never made durable.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let done = blob.try_exists()? || legacy.try_exists()?;
-                    return Ok(if done { Committed::Done } else { Committed::Short(0) });
+                    return Ok(blob_head(&places)?.map_or(Committed::Short(0), Committed::Done));
                 }
                 opened => opened?,
             };
             let have = file.metadata()?.len();
             if have < size {
-                if blob.try_exists()? || legacy.try_exists()? {
+                if let Some(head) = blob_head(&places)? {
                     // Committed already, and a later chunk made the staging file again.
                     drop(file);
                     remove_present(&staging)?;
-                    return Ok(Committed::Done);
+                    return Ok(Committed::Done(head));
                 }
                 return Ok(Committed::Short(have));
             }
@@ -506,13 +509,14 @@ impl BlobStore for FsBlobStore {
                 }
             }
             // Otherwise the bytes are durable already: each chunk synced its own.
+            let head = head_of(&file, head)?;
             drop(file);
-            rename_into_place(&staging, &blob, fsync)?;
-            Ok(Committed::Done)
+            rename_into_place(&staging, &places[0], fsync)?;
+            Ok(Committed::Done(head))
         })
         .await?;
         match committed {
-            Committed::Done => Ok(()),
+            Committed::Done(head) => Ok(head),
             Committed::Short(have) => Err(StoreError::Lost { have, recorded: size }),
         }
     }

@@ -131,6 +131,16 @@ fn upload_blob_path(upload: UploadId) -> Result<Path, StoreError> {
 }
 
 impl S3BlobStore {
+    /// Up to `len` leading bytes of blob `key`.
+    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let opts = GetOptions { range: Some(GetRange::Bounded(0..len as u64)), ..GetOptions::default() };
+        let got = self.s3.get_opts(&blob_path(key)?, opts).await.map_err(store_error)?;
+        Ok(got.bytes().await.map_err(store_error)?.to_vec())
+    }
+
     /// A store on `config`'s bucket. Nothing is sent yet: [`BlobStore::ping`] tells
     /// whether the bucket answers.
     ///
@@ -427,19 +437,14 @@ impl BlobStore for S3BlobStore {
         }))
     }
 
-    async fn read_head(&self, key: &str, len: usize) -> Result<Vec<u8>, StoreError> {
-        let opts = GetOptions { range: Some(GetRange::Bounded(0..len as u64)), ..GetOptions::default() };
-        let got = self.s3.get_opts(&blob_path(key)?, opts).await.map_err(store_error)?;
-        Ok(got.bytes().await.map_err(store_error)?.to_vec())
-    }
-
     async fn commit_staging(
         &self,
         upload: UploadId,
         size: u64,
         key: &str,
         staging: Option<String>,
-    ) -> Result<(), StoreError> {
+        head: usize,
+    ) -> Result<Vec<u8>, StoreError> {
         let dest = blob_path(key)?;
         let st = Staging::parse(staging.as_deref())?;
         if st.multipart.is_some() && dest != upload_blob_path(upload)? {
@@ -458,7 +463,9 @@ impl BlobStore for S3BlobStore {
         // Others (a failed chunk's object it never recorded) are stray once the upload is
         // completed: gc's stray staging sweep takes them.
         let small = st.pending.iter().chain(&st.garbage).map(|r| pending_path(upload, *r)).collect();
-        self.delete_paths(small).await
+        self.delete_paths(small).await?;
+        // The parts were not readable before the blob was assembled.
+        self.read_head(key, head).await
     }
 
     async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<u64, StoreError> {
