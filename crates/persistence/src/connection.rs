@@ -331,6 +331,16 @@ pub(crate) fn is_fk_violation(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _))
 }
 
+/// A write transaction's outcome as [`Db::write`] answers it: committed (`Ok(Ok)`),
+/// rolled back on the closure's request (`Ok(Err)`), or a database error.
+fn settle<T, E>(done: Result<T, TxError<E>>) -> Result<Result<T, E>, DieselError> {
+    match done {
+        Ok(v) => Ok(Ok(v)),
+        Err(TxError::Rollback(e)) => Ok(Err(e)),
+        Err(TxError::Db(e)) => Err(e),
+    }
+}
+
 /// Whether the connection's server went away or it was left in a failed transaction
 /// (diesel's own check: no round trip).
 fn is_broken(conn: &mut AnyConnection) -> bool {
@@ -436,31 +446,18 @@ impl Db {
         F: FnOnce(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        self.on_thread(move || {
-            let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
-            let done = f(&mut conn.conn);
-            if done.is_ok() {
-                conn.alive_at = std::time::Instant::now();
-            }
-            done.map_err(repo_error)
-        })
-        .await
-    }
-
-    /// Runs `job` on one of the database's threads; a job that waited there longer than
-    /// the timeout answers `Unavailable` without running.
-    async fn on_thread<T, J>(&self, job: J) -> Result<T, RepoError>
-    where
-        T: Send + 'static,
-        J: FnOnce() -> Result<T, RepoError> + Send + 'static,
-    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.threads.submit(Box::new(move |stale| {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if stale {
                     return Err(RepoError::Unavailable("no database connection within the timeout".into()));
                 }
-                job()
+                let mut conn = pool.get().map_err(|e| RepoError::Unavailable(Box::new(e)))?;
+                let done = f(&mut conn.conn);
+                if done.is_ok() {
+                    conn.alive_at = std::time::Instant::now();
+                }
+                done.map_err(repo_error)
             }));
             // The caller may have gone (a dropped request): the work is done all the same.
             let _ = tx.send(done);
@@ -493,13 +490,11 @@ impl Db {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match conn.transaction::<T, TxError<E>, _>(&mut f) {
-                    Ok(v) => return Ok(Ok(v)),
-                    Err(TxError::Rollback(e)) => return Ok(Err(e)),
-                    Err(TxError::Db(e)) if attempt < 5 && is_retryable(&e) => {
+                match settle(conn.transaction::<T, TxError<E>, _>(&mut f)) {
+                    Err(e) if attempt < 5 && is_retryable(&e) => {
                         tracing::debug!(attempt, "transaction aborted by the database; running it again");
                     }
-                    Err(TxError::Db(e)) => return Err(e),
+                    done => return done,
                 }
             }
         };
@@ -516,11 +511,11 @@ impl Db {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let write: Pending = Box::new(move |c| {
-            let (go_on, done) = match c.transaction::<T, TxError<E>, _>(&mut f) {
-                Ok(v) => (true, Ok(Ok(v))),
-                Err(TxError::Rollback(e)) => (true, Ok(Err(e))),
-                Err(TxError::Db(e)) => (is_unique_violation(&e) || is_fk_violation(&e), Err(repo_error(e))),
-            };
+            let done = settle(c.transaction::<T, TxError<E>, _>(&mut f));
+            // A constraint undoes only this write's savepoint; another error may have
+            // ended the batch's transaction.
+            let go_on = done.as_ref().map_or_else(|e| is_unique_violation(e) || is_fk_violation(e), |_| true);
+            let done = done.map_err(repo_error);
             let answer: Answer = Box::new(move |failed| {
                 let done = match (failed, done) {
                     // What it wrote was not committed.
@@ -622,6 +617,14 @@ mod tests {
         Ok(())
     }
 
+    /// How many rows the tests' table `t` holds.
+    async fn rows_in_t(db: &Db) -> Result<i64, RepoError> {
+        db.run(|c| {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM t)")).get_result(c)
+        })
+        .await
+    }
+
     /// With `MEDIABOX_FSYNC=true` (the default) a SQLite commit is on disk before it is
     /// answered: the writing connection syncs its log at each commit (`FULL`, 2). Without,
     /// commits stay in order but the last ones may be lost to a power loss (`NORMAL`, 1).
@@ -679,11 +682,7 @@ mod tests {
         assert_eq!(first.await??, 1);
         let second = second.await?;
         assert!(matches!(second, Err(RepoError::Unavailable(_))), "{second:?}");
-        let count: i64 = db
-            .run(|c| {
-                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM t)")).get_result(c)
-            })
-            .await?;
+        let count = rows_in_t(&db).await?;
         assert_eq!(count, 1, "the write that waited too long left nothing");
         Ok(())
     }
@@ -704,11 +703,7 @@ mod tests {
             .await;
         assert!(matches!(panicked, Err(RepoError::Unavailable(_))), "{panicked:?}");
         db.tx(|c| diesel::sql_query("INSERT INTO t (n) VALUES (2)").execute(c)).await?;
-        let count: i64 = db
-            .run(|c| {
-                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM t)")).get_result(c)
-            })
-            .await?;
+        let count = rows_in_t(&db).await?;
         assert_eq!(count, 1, "the panicking write left nothing; the next one was kept");
         Ok(())
     }
