@@ -236,7 +236,8 @@ impl Sink {
         let whole = d.filled - d.filled % ALIGN;
         let window = &d.buf[d.at..d.at + whole];
         match d.fd.write_all_at(window, d.start) {
-            Err(e) if e.raw_os_error() == Some(libc_einval()) => {
+            // EINVAL, which the standard library names `InvalidInput`.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
                 self.file.write_all_at(&d.buf[d.at..d.at + d.filled], d.start)?;
                 self.mode = Mode::Buffered;
                 return Ok(());
@@ -258,16 +259,6 @@ impl Sink {
         }
         Ok(())
     }
-}
-
-#[cfg(target_os = "linux")]
-fn libc_einval() -> i32 {
-    libc::EINVAL
-}
-
-#[cfg(not(target_os = "linux"))]
-fn libc_einval() -> i32 {
-    22
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
