@@ -18,6 +18,11 @@ async fn uploads_without_sync_come_back_byte_for_byte(s: TestServer) -> TestResu
     let got = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?;
     assert_eq!(got.status(), StatusCode::OK);
     assert_eq!(sha256_hex(&got.bytes().await?), sha256_hex(&bytes));
+    // Chunks over 1 MiB (the filesystem store's direct writes), starting inside a block.
+    let large: Vec<u8> = (0..3_500_000u32).map(|i| (i.wrapping_mul(40_503) >> 7) as u8).collect();
+    let m = u.upload(&large, 1_200_001, "b.bin").await?;
+    let got = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?;
+    assert_eq!(sha256_hex(&got.bytes().await?), sha256_hex(&large));
     Ok(())
 }
 

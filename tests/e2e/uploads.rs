@@ -9,6 +9,7 @@ use serde_json::json;
 
 on_both_databases!(
     a_file_sent_in_chunks_becomes_a_media_with_its_sniffed_type_and_dimensions,
+    large_chunks_at_any_offset_come_back_byte_for_byte,
     a_multipart_first_chunk_names_the_file_and_the_name_is_sanitized,
     a_chunk_at_the_wrong_offset_is_refused_with_the_current_offset,
     resending_the_last_chunk_answers_the_same_offset,
@@ -276,6 +277,43 @@ async fn reading_or_abandoning_ones_upload_needs_media_read_or_write(s: TestServ
     assert_eq!(reader.delete(&path).send().await?.status(), StatusCode::NO_CONTENT);
     expect_problem(writer.get(&path).send().await?, StatusCode::NOT_FOUND).await?;
     assert!(files_under(&s.blob_root().join("staging")).is_empty());
+    Ok(())
+}
+
+/// Chunks over 1 MiB take the filesystem store's direct writes (whole disk blocks from an
+/// aligned buffer, the block a chunk starts in read back first): chunks that start and end
+/// inside a block, a small one between them, and the file and a range across a chunk's
+/// first block come back exactly.
+async fn large_chunks_at_any_offset_come_back_byte_for_byte(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let bytes: Vec<u8> = (0..5_300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut id: Option<String> = None;
+    let mut at = 0;
+    for len in [1_500_003, 5, 2_097_152, 1_702_840] {
+        let r = u.chunk(id.as_deref(), &bytes[at..at + len], at, Some(bytes.len()), "big.bin").send().await?;
+        let v = expect_json(r, StatusCode::OK).await?;
+        at += len;
+        assert_eq!(v["offset"], at);
+        id = Some(v["upload_id"].as_str().ok_or("upload_id")?.to_owned());
+    }
+    let r = u
+        .post("/api/v2/media/chunk_upload_complete/")
+        .json(&json!({"upload_id": id, "md5": md5_hex(&bytes)}))
+        .send()
+        .await?;
+    let m = expect_json(r, StatusCode::OK).await?;
+    assert_eq!(
+        (m["size"].as_u64(), m["sha256"].as_str()),
+        (Some(bytes.len() as u64), Some(sha256_hex(&bytes).as_str()))
+    );
+    let file = format!("/api/v2/media/{}/file", m["id"]);
+    let got = u.get(&file).send().await?;
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(sha256_hex(&got.bytes().await?), sha256_hex(&bytes), "the file, byte for byte");
+    // Around the third chunk's start (1,500,008: inside a 4 KiB block).
+    let r = u.get(&file).header("Range", "bytes=1499000-1510000").send().await?;
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await?.as_ref(), &bytes[1_499_000..=1_510_000]);
     Ok(())
 }
 
