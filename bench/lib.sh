@@ -10,3 +10,5 @@ median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1
 stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%s (%s-%s)", v[int((NR+1)/2)], v[1], v[NR]}'; }
 # Peak resident memory of process $PID, in MiB.
 rss_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$PID/status"; }
+# CPU (user + system) process $PID has used, in ms per unit of work ($1 units).
+cpu_ms() { awk -v n="$1" -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) * 1000 / hz / n}' "/proc/$PID/stat"; }
