@@ -158,14 +158,16 @@ done
 l_bound=$(awk -v md5="$md5_mbs" -v s="${cpu_srv[L:mediabox-nosync]}" -v c="${cpu_cli[L:mediabox-nosync]}" \
   'BEGIN {t = 1073.741824 / md5; u = (s + c) / 2000; if (u > t) t = u; printf "%.0f", 1073.741824 / t}')
 # S without syncs: the digests alone cost a 64 KiB file this much CPU (each at its
-# one-core rate); were the rest of mediabox's work per file exactly what rustus's whole
-# server costs, the ratio could be no better than this (same client costs as measured).
+# one-core rate). Were both servers held by CPU alone (both cores busy) and the rest of
+# mediabox's work per file exactly what rustus's whole server costs, the ratio would be
+# this (with the clients' costs as measured). Not a bound: a server that leaves the
+# cores idle part of the run (rustus did in some runs) is slower than its CPU allows.
 h_ms=$(awk -v m="$md5_mbs" -v h="$sha_mbs" 'BEGIN {printf "%.3f", 65.536 / m + 65.536 / h}')
 s_bound=$(awk -v r="${cpu_srv[S:rustus]}" -v ct="${cpu_cli[S:rustus]}" -v cm="${cpu_cli[S:mediabox-nosync]}" -v h="$h_ms" \
   'BEGIN {printf "%.2f", (ct + r) / (cm + r + h)}')
 echo
 echo "L, FSYNC=false: were both cores never idle, this run's CPU per GiB (server and client) would allow $l_bound MB/s, $(ratio "$l_bound" "$md5_mbs")x MD5 (measured ${med_false[L]})."
-echo "S, FSYNC=false: MD5 and SHA-256 of 64 KiB cost $h_ms ms at one core's rates; with everything else per file costing what rustus's whole server costs, mediabox would reach at most ${s_bound}x rustus (measured $s_false)."
+echo "S, FSYNC=false: MD5 and SHA-256 of 64 KiB cost $h_ms ms at one core's rates; both servers held by CPU alone, and everything else per file costing what rustus's whole server costs, mediabox would reach ${s_bound}x rustus (measured $s_false)."
 if [ -n "${BENCH_DATA:-}" ]; then
-  printf 'limits\tL FSYNC=false: CPU bound / MD5\t%s\nuploads\tS FSYNC=false: bound with digests\t%s\n' "$(ratio "$l_bound" "$md5_mbs")" "$s_bound" >>"$BENCH_DATA"
+  printf 'limits\tL FSYNC=false: CPU bound / MD5\t%s\nuploads\tS FSYNC=false: CPU estimate with digests\t%s\n' "$(ratio "$l_bound" "$md5_mbs")" "$s_bound" >>"$BENCH_DATA"
 fi
