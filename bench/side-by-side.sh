@@ -150,8 +150,10 @@ echo
 echo "| CPU per unit of work, ms (median) | server FSYNC=true | server FSYNC=false | rustus | client (mediabox false, rustus) |"
 echo "|---|---|---|---|---|"
 for sc in L M S; do
-  unit="per file"; [ "$sc" = L ] && unit="per GiB"
-  echo "| $sc, $unit | ${cpu_srv[$sc:mediabox-fsync]} | ${cpu_srv[$sc:mediabox-nosync]} | ${cpu_srv[$sc:rustus]} | ${cpu_cli[$sc:mediabox-nosync]}, ${cpu_cli[$sc:rustus]} |"
+  # Per GiB in whole ms: the kernel counts CPU in ticks of 10 ms, so decimals there are noise.
+  unit="per file" d=3; [ "$sc" = L ] && unit="per GiB" d=0
+  printf "| %s, %s | %.${d}f | %.${d}f | %.${d}f | %.${d}f, %.${d}f |\n" "$sc" "$unit" "${cpu_srv[$sc:mediabox-fsync]}" \
+    "${cpu_srv[$sc:mediabox-nosync]}" "${cpu_srv[$sc:rustus]}" "${cpu_cli[$sc:mediabox-nosync]}" "${cpu_cli[$sc:rustus]}"
 done
 # L without syncs: a GiB needs MD5's time on one core and, on both, all the CPU the server
 # and the client used for it; the faster of the two can be no faster than the slower limit.
