@@ -154,6 +154,71 @@ impl StreamHasher {
     }
 }
 
+/// An algorithm a client may name for the digest of one request's bytes (tus
+/// `Upload-Checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    Sha1,
+    Md5,
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    /// The name tus uses for it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Md5 => "md5",
+            Self::Sha256 => "sha256",
+        }
+    }
+
+    /// The algorithm tus names `name`, if it is one of ours.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Sha1, Self::Md5, Self::Sha256].into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+/// The digest of one request's bytes, computed as they stream (apart from the upload's
+/// own running digests, which span every request).
+#[derive(Clone)]
+pub enum BodyDigest {
+    Sha1(sha1::Sha1),
+    Md5(Md5),
+    Sha256(Sha256),
+}
+
+impl BodyDigest {
+    #[must_use]
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
+        match algorithm {
+            DigestAlgorithm::Sha1 => Self::Sha1(sha1::Sha1::new()),
+            DigestAlgorithm::Md5 => Self::Md5(Md5::new()),
+            DigestAlgorithm::Sha256 => Self::Sha256(Sha256::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha1(d) => d.update(bytes),
+            Self::Md5(d) => d.update(bytes),
+            Self::Sha256(d) => d.update(bytes),
+        }
+    }
+
+    /// The raw digest bytes.
+    #[must_use]
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Self::Sha1(d) => d.finalize().to_vec(),
+            Self::Md5(d) => d.finalize().to_vec(),
+            Self::Sha256(d) => d.finalize().to_vec(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +255,23 @@ mod tests {
         let whole = (hex::encode(Sha256::digest(&all)), hex::encode(Md5::digest(&all)));
         assert!(each.iter().all(|d| *d == whole), "{each:?} vs {whole:?}");
         Ok(())
+    }
+
+    #[test]
+    fn body_digests_match_the_known_values_of_each_algorithm() {
+        let known = [
+            (DigestAlgorithm::Sha1, "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"),
+            (DigestAlgorithm::Md5, "5eb63bbbe01eeed093cb22bb8f5acdc3"),
+            (DigestAlgorithm::Sha256, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"),
+        ];
+        for (algorithm, hex_digest) in known {
+            let mut d = BodyDigest::new(algorithm);
+            d.update(b"hello ");
+            d.update(b"world");
+            assert_eq!(hex::encode(d.finish()), hex_digest, "{algorithm:?}");
+            assert_eq!(DigestAlgorithm::parse(algorithm.as_str()), Some(algorithm));
+        }
+        assert_eq!(DigestAlgorithm::parse("crc32"), None);
     }
 
     #[test]

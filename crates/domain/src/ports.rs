@@ -150,6 +150,25 @@ pub trait UploadRepository: Send + Sync {
     /// `Ok(false)` when `lease` is no longer held (it expired and another took it).
     async fn advance(&self, id: UploadId, lease: uuid::Uuid, advance: &ChunkAdvance) -> Result<bool, RepoError>;
 
+    /// Records the progress of a long write (new offset, total, hash midstates, staging)
+    /// and keeps holding the lease, now until `until`: the write goes on.
+    /// # Errors
+    /// `Ok(false)` when `lease` is no longer held (it expired and another took it).
+    async fn progress(
+        &self,
+        id: UploadId,
+        lease: uuid::Uuid,
+        advance: &ChunkAdvance,
+        until: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// Stores a final upload (no bytes, no lease) and claims its parts for it, in one
+    /// transaction: every part must be an unexpired partial upload of the same
+    /// organization and user that no final upload claimed yet.
+    /// # Errors
+    /// `Ok(false)` when a part cannot be claimed: nothing is written.
+    async fn insert_final(&self, upload: &Upload, now: DateTime<Utc>) -> Result<bool, RepoError>;
+
     /// Records the staging state a chunk's store opened (S3: a multipart upload), before
     /// any byte is written into it, if `lease` is still held and the upload has not
     /// expired (an abandon expires it first).

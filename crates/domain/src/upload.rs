@@ -13,11 +13,14 @@ use futures_util::StreamExt;
 
 use crate::actor::{Actor, Permission};
 use crate::error::{Forbidden, RepoError, StoreError};
-use crate::hashing::{Hashes, StreamHasher};
-use crate::ids::{MediaId, OrgId, UploadId, UserId};
+use crate::hashing::{BodyDigest, DigestAlgorithm, Hashes, StreamHasher};
+use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{blob_key, Media, MediaKind, NewMedia};
 use crate::ports::{BlobStore, Clock, IncomingBody, MediaRepository, UploadRepository};
 use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
+
+mod open_ended;
+pub use open_ended::{Body, Completed, NewUpload, Progress};
 
 /// How long a chunk may hold an upload's write lease before another request may take it
 /// (a crashed instance's lease expires).
@@ -44,6 +47,20 @@ pub struct Upload {
     /// What the blob store remembers of this upload's staging between chunks (S3: the
     /// multipart upload and its parts); opaque here, kept in the row.
     pub staging_state: Option<String>,
+    /// The event whose gallery the media joins when the upload completes.
+    pub event: Option<EventId>,
+    /// Its part in a concatenation (tus), if any.
+    pub concat: Option<Concat>,
+}
+
+/// An upload's part in a concatenation: a part of a final upload, or the final upload
+/// that joins parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Concat {
+    /// Never becomes a media of its own; `final_upload` once a final upload claimed it.
+    Partial { final_upload: Option<UploadId> },
+    /// Its bytes are its parts', in this order.
+    Final { parts: Vec<UploadId> },
 }
 
 /// What a written chunk changes in its upload's row.
@@ -98,6 +115,24 @@ impl ChunkRange {
     }
 }
 
+/// How the bytes of one write into staging may run.
+#[derive(Clone, Copy)]
+struct Span<'a> {
+    /// At most this many bytes (more: `ChunkTooLarge`).
+    limit: u64,
+    /// How many are expected when the range does not say (sizes the hashing).
+    hint: Option<u64>,
+    /// The digest the client sent for exactly these bytes.
+    verify: Option<&'a BodyChecksum>,
+}
+
+/// A digest the client sent for one request's bytes (tus `Upload-Checksum`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyChecksum {
+    pub algorithm: DigestAlgorithm,
+    pub digest: Vec<u8>,
+}
+
 /// Configurable limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadLimits {
@@ -146,6 +181,14 @@ pub enum ChunkError {
     TotalMismatch { expected: u64, got: u64 },
     #[error("stored upload state is corrupt")]
     Corrupt,
+    #[error("the {algorithm} checksum does not match the bytes of this request; none of them were kept")]
+    ChecksumMismatch { algorithm: &'static str, offset: u64 },
+    #[error("the request's bytes would run past the upload's length of {length} bytes")]
+    BeyondLength { length: u64 },
+    #[error("a final upload's bytes are its parts'; it takes none of its own")]
+    FinalNotWritable,
+    #[error("{0}")]
+    BadConcat(String),
     #[error(transparent)]
     Repository(#[from] RepoError),
     #[error(transparent)]
@@ -274,6 +317,8 @@ impl UploadService {
             expires_at: now + self.limits.ttl,
             media: None,
             staging_state: None,
+            event: None,
+            concat: None,
         };
         // Nobody knows this upload's id before its row exists. Unless the store opens
         // something the row must record before bytes flow (S3: a multipart upload), the
@@ -300,7 +345,7 @@ impl UploadService {
         range: Option<ChunkRange>,
         body: IncomingBody,
     ) -> Result<Upload, ChunkError> {
-        let advance = match self.stream_into_staging(&upload, None, range, body).await {
+        let advance = match self.stream_into_staging(&upload, None, range, self.chunk_span(), body).await {
             Ok(a) => a,
             Err(e) => {
                 // Best effort: what is left is stray staging, gc's to remove.
@@ -370,6 +415,11 @@ impl UploadService {
         self.write_chunk(upload, Some(range), body).await
     }
 
+    /// How a chunk of the chunk API may run: up to the chunk limit, nothing to verify.
+    fn chunk_span(&self) -> Span<'static> {
+        Span { limit: self.limits.max_chunk_bytes, hint: None, verify: None }
+    }
+
     fn check_size(&self, range: Option<ChunkRange>, total: Option<u64>) -> Result<(), ChunkError> {
         let Some(r) = range else { return Ok(()) };
         if r.byte_count() > self.limits.max_chunk_bytes {
@@ -414,8 +464,8 @@ impl UploadService {
         body: IncomingBody,
     ) -> Result<Upload, ChunkError> {
         let written = async {
-            let staging = self.prepare_staging(&upload, lease, range).await?;
-            self.stream_into_staging(&upload, staging, range, body).await
+            let staging = self.prepare_staging(&upload, lease, range.map(|r| r.byte_count())).await?;
+            self.stream_into_staging(&upload, staging, range, self.chunk_span(), body).await
         }
         .await;
         match written {
@@ -443,9 +493,8 @@ impl UploadService {
         &self,
         upload: &Upload,
         lease: uuid::Uuid,
-        range: Option<ChunkRange>,
+        len: Option<u64>,
     ) -> Result<Option<String>, ChunkError> {
-        let len = range.map(|r| r.byte_count());
         let current = upload.staging_state.clone();
         let Some(opened) = self.blobs.prepare_staging(upload.id, current.clone(), len).await? else {
             return Ok(current);
@@ -468,12 +517,14 @@ impl UploadService {
         upload: &Upload,
         staging: Option<String>,
         range: Option<ChunkRange>,
+        span: Span<'_>,
         mut body: IncomingBody,
     ) -> Result<ChunkAdvance, ChunkError> {
         let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
         let expected = range.map(|r| r.byte_count());
-        let mut hashes = StreamHasher::start(hashes, expected);
-        let chunk_limit = self.limits.max_chunk_bytes;
+        let mut hashes = StreamHasher::start(hashes, expected.or(span.hint));
+        let mut digest = span.verify.map(|v| BodyDigest::new(v.algorithm));
+        let chunk_limit = span.limit;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging).await?;
         let streamed = async {
@@ -493,11 +544,22 @@ impl UploadService {
                     return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
                 }
                 hashes.update(&piece).await;
+                if let Some(d) = digest.as_mut() {
+                    d.update(&piece);
+                }
                 writer.write(piece).await?;
             }
             if let Some(e) = expected {
                 if got != e {
                     return Err(ChunkError::LengthMismatch { expected: e, got, offset: upload.offset });
+                }
+            }
+            if let (Some(v), Some(d)) = (span.verify, digest.take()) {
+                if d.finish() != v.digest {
+                    return Err(ChunkError::ChecksumMismatch {
+                        algorithm: v.algorithm.as_str(),
+                        offset: upload.offset,
+                    });
                 }
             }
             Ok(got)
@@ -646,7 +708,7 @@ impl UploadService {
         let now = self.clock.now();
         let until = now + Duration::seconds(LEASE_SECS);
         if let Some(upload) = self.uploads.lease_unfinished(id, actor.org(), actor.user(), lease, until, now).await? {
-            let checked = completable(&upload, checksum.as_ref());
+            let checked = completable(&upload, checksum.as_ref(), false);
             return self.commit_leased(&upload, lease, checked).await;
         }
         let upload = match self.access(actor, id).await? {
@@ -661,7 +723,7 @@ impl UploadService {
             // Completed before: the same media (its bytes may live under another key).
             return self.media.find(&upload.org, done).await?.ok_or(CompleteError::NotFound);
         }
-        let (sha256, md5) = completable(&upload, checksum.as_ref())?;
+        let (sha256, md5) = completable(&upload, checksum.as_ref(), false)?;
         if !self.uploads.acquire_lease(upload.id, upload.offset, lease, until, now).await? {
             return match self.uploads.find(upload.id).await? {
                 // A concurrent complete finished first: its media is the answer.
@@ -711,8 +773,14 @@ impl UploadService {
         // Bytes first, row second: a crash in between leaves a blob without a media, which
         // gc collects; never a media without its blob. Committing again (a retry) is fine.
         let head_len = usize::try_from(upload.offset).map_or(SNIFF_BYTES, |o| o.min(SNIFF_BYTES));
-        let head =
-            self.blobs.commit_staging(upload.id, upload.offset, &key, upload.staging_state.clone(), head_len).await?;
+        let head = if upload.offset == 0 {
+            // An empty file (tus `Upload-Length: 0`): no staging to commit.
+            self.blobs.put_blob(&key, bytes::Bytes::new()).await?;
+            self.blobs.delete_staging(upload.id, upload.staging_state.clone()).await?;
+            Vec::new()
+        } else {
+            self.blobs.commit_staging(upload.id, upload.offset, &key, upload.staging_state.clone(), head_len).await?
+        };
         let sniffed = sniff(&head);
         let new = NewMedia {
             uuid: uuid::Uuid::new_v4(),
@@ -741,10 +809,14 @@ impl UploadService {
 
 /// What completing `upload` needs before its bytes are touched: bytes, all of them when
 /// a total was announced, and the checksum the client sent, if any. Answers its digests.
-fn completable(upload: &Upload, checksum: Option<&Checksum>) -> Result<(String, String), CompleteError> {
+fn completable(
+    upload: &Upload,
+    checksum: Option<&Checksum>,
+    allow_empty: bool,
+) -> Result<(String, String), CompleteError> {
     let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| CompleteError::Corrupt)?;
     let (sha256, md5) = hashes.finish();
-    if upload.offset == 0 {
+    if upload.offset == 0 && !allow_empty {
         return Err(CompleteError::Empty);
     }
     if let Some(total) = upload.total.filter(|t| *t != upload.offset) {
@@ -825,6 +897,8 @@ mod tests {
             expires_at: now() + Duration::hours(1),
             media: None,
             staging_state: None,
+            event: None,
+            concat: None,
         })
     }
 

@@ -338,7 +338,7 @@ pub fn header_org(req: &HttpRequest) -> Result<Option<OrgId>, ApiError> {
 pub struct AuthUser(pub Actor);
 
 impl AuthUser {
-    fn from_request_sync(req: &HttpRequest) -> Result<Self, ApiError> {
+    pub(crate) fn from_request_sync(req: &HttpRequest) -> Result<Self, ApiError> {
         let state =
             req.app_data::<actix_web::web::Data<AppState>>().ok_or_else(|| ApiError::internal("no app state"))?;
         let token = bearer(req).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;

@@ -213,10 +213,41 @@ impl From<ChunkError> for ApiError {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload Too Large", detail)
                     .with("limit", limit)
             }
+            ChunkError::ChecksumMismatch { offset, algorithm } => ApiError::new(
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum-mismatch",
+                "Checksum Mismatch",
+                detail,
+            )
+            .with("offset", offset)
+            .with("field", algorithm),
+            ChunkError::BeyondLength { length } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "beyond-length", "Payload Too Large", detail)
+                    .with("length", length)
+            }
+            ChunkError::FinalNotWritable => ApiError::new(StatusCode::FORBIDDEN, "final-upload", "Forbidden", detail),
+            ChunkError::BadConcat(_) => ApiError::bad_field("Upload-Concat", detail),
             ChunkError::Corrupt => ApiError::internal("corrupt upload state"),
             ChunkError::Repository(r) => r.into(),
             ChunkError::Store(s) => s.into(),
         }
+    }
+}
+
+/// A write's error as tus (SPEC 12) answers it: 409 for a wrong offset (no retry rule),
+/// 423 while another request writes the upload, and the length headers named; the rest
+/// as the chunk API answers them.
+#[must_use]
+pub fn tus_problem(e: ChunkError) -> ApiError {
+    let detail = e.to_string();
+    match e {
+        ChunkError::OffsetMismatch { offset, .. } => {
+            offset_error(StatusCode::CONFLICT, "offset-mismatch", "Conflict", detail, offset)
+                .with("field", "Upload-Offset")
+        }
+        ChunkError::Busy { offset } => offset_error(StatusCode::LOCKED, "upload-locked", "Locked", detail, offset),
+        ChunkError::TotalMismatch { .. } | ChunkError::BadRange(_) => ApiError::bad_field("Upload-Length", detail),
+        other => other.into(),
     }
 }
 

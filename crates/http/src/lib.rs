@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod dto;
 pub mod error;
 pub mod metrics;
@@ -31,7 +32,7 @@ fn at(path: &str) -> actix_web::Resource {
 /// a media's metadata used to try four before its own (6 % of the server's work). Static
 /// paths come before the dynamic ones they would otherwise match (`chunk_upload/`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use routes::{events, images, media, ops, rest, uploads};
+    use routes::{events, images, media, ops, rest, tus, uploads};
     cfg.app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .service(at("/healthz").route(web::get().to(ops::healthz)))
         .service(at("/readyz").route(web::get().to(ops::readyz)))
@@ -43,6 +44,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api/v2/media")
+                .service(
+                    web::scope("/tus")
+                        .wrap(tus::resumable_header())
+                        .service(web::resource("/").route(web::route().to(tus::collection)))
+                        .service(web::resource("/{upload_id}").route(web::route().to(tus::resource))),
+                )
                 .service(at("/chunk_upload/").route(web::put().to(uploads::start)))
                 .service(at("/chunk_upload_complete/").route(web::post().to(uploads::complete)))
                 .service(

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto;
-use crate::routes::{events, images, media, ops, rest, uploads};
+use crate::routes::{events, images, media, ops, rest, tus, uploads};
 
 struct BearerAuth;
 
@@ -32,6 +32,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     info(title = "mediabox", description = "Media, chunked uploads, events and their photo galleries."),
     paths(
         uploads::start, uploads::append, uploads::status, uploads::abandon, uploads::complete,
+        tus::collection, tus::options_doc, tus::resource, tus::head_doc, tus::delete_doc,
         media::get, media::file,
         events::create, events::list, events::get, events::update, events::delete,
         events::add_manager, events::remove_manager,

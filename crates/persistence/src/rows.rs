@@ -7,7 +7,7 @@ use mediabox_domain::event::Event;
 use mediabox_domain::ids::InvalidId;
 use mediabox_domain::media::{Media, MediaKind, NewMedia};
 use mediabox_domain::rendition::{Rendition, RenditionRecord, Variant};
-use mediabox_domain::upload::Upload;
+use mediabox_domain::upload::{Concat, Upload};
 use mediabox_domain::{EventId, MediaId, OrgId, UploadId, UserId};
 
 use crate::schema::{events, media, renditions, uploads};
@@ -140,6 +140,41 @@ pub(crate) struct UploadRow {
     #[allow(dead_code)]
     lease_expires: Option<NaiveDateTime>,
     staging_state: Option<String>,
+    event_id: Option<i64>,
+    concat: Option<String>,
+    final_id: Option<String>,
+}
+
+fn upload_id(s: &str, column: &'static str) -> Result<UploadId, RowError> {
+    uuid::Uuid::parse_str(s).map(UploadId::from_uuid).map_err(|_| RowError::Value(column))
+}
+
+/// `concat` and `final_id` as the domain knows them.
+fn concat_from_row(concat: Option<&str>, final_id: Option<&str>) -> Result<Option<Concat>, RowError> {
+    let Some(text) = concat else { return Ok(None) };
+    let mut words = text.split(' ');
+    match words.next() {
+        Some("partial") => {
+            Ok(Some(Concat::Partial { final_upload: final_id.map(|f| upload_id(f, "uploads.final_id")).transpose()? }))
+        }
+        Some("final") => {
+            Ok(Some(Concat::Final { parts: words.map(|w| upload_id(w, "uploads.concat")).collect::<Result<_, _>>()? }))
+        }
+        _ => Err(RowError::Value("uploads.concat")),
+    }
+}
+
+/// The `concat` column of an upload.
+pub(crate) fn concat_column(c: Option<&Concat>) -> Option<String> {
+    match c? {
+        Concat::Partial { .. } => Some("partial".to_owned()),
+        Concat::Final { parts } => Some(
+            std::iter::once("final".to_owned())
+                .chain(parts.iter().map(|p| upload_key(*p)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    }
 }
 
 impl TryFrom<UploadRow> for Upload {
@@ -158,6 +193,8 @@ impl TryFrom<UploadRow> for Upload {
             expires_at: utc(r.expires_at),
             media: r.media_id.map(MediaId::new).transpose()?,
             staging_state: r.staging_state,
+            event: r.event_id.map(EventId::new).transpose()?,
+            concat: concat_from_row(r.concat.as_deref(), r.final_id.as_deref())?,
         })
     }
 }
@@ -178,6 +215,8 @@ pub(crate) struct NewUploadRow {
     staging_state: Option<String>,
     lease: Option<String>,
     lease_expires: Option<NaiveDateTime>,
+    event_id: Option<i64>,
+    concat: Option<String>,
 }
 
 impl NewUploadRow {
@@ -200,6 +239,8 @@ impl NewUploadRow {
             staging_state: u.staging_state.clone(),
             lease: lease.map(|(l, _)| l.to_string()),
             lease_expires: lease.map(|(_, until)| until.naive_utc()),
+            event_id: u.event.map(EventId::get),
+            concat: concat_column(u.concat.as_ref()),
         })
     }
 }

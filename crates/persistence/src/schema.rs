@@ -78,6 +78,9 @@ diesel::table! {
         lease -> Nullable<Text>,
         lease_expires -> Nullable<Timestamp>,
         staging_state -> Nullable<Text>,
+        event_id -> Nullable<BigInt>,
+        concat -> Nullable<Text>,
+        final_id -> Nullable<Text>,
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use mediabox_domain::media::{Media, NewMedia};
 use mediabox_domain::ports::UploadRepository;
-use mediabox_domain::upload::{ChunkAdvance, Upload};
+use mediabox_domain::upload::{ChunkAdvance, Concat, Upload};
 use mediabox_domain::{OrgId, RepoError, UploadId, UserId};
 
 use crate::connection::{as_pg, is_unique_violation, per_backend, AnyConnection, Db, TxError};
@@ -196,6 +196,62 @@ impl UploadRepository for DieselUploadRepository {
                 Ok(n == 1)
             })
             .await
+    }
+
+    async fn progress(
+        &self,
+        id: UploadId,
+        lease: uuid::Uuid,
+        advance: &ChunkAdvance,
+        until: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let a = advance.clone();
+        self.db
+            .tx(move |c| {
+                let n = diesel::update(
+                    uploads::table.filter(uploads::id.eq(upload_key(id))).filter(uploads::lease.eq(lease.to_string())),
+                )
+                .set((
+                    uploads::byte_offset.eq(to_i64(a.offset)?),
+                    uploads::total.eq(a.total.map(to_i64).transpose()?),
+                    uploads::sha256_state.eq(&a.sha256_state),
+                    uploads::md5_state.eq(&a.md5_state),
+                    uploads::staging_state.eq(&a.staging_state),
+                    uploads::lease_expires.eq(until.naive_utc()),
+                ))
+                .execute(c)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn insert_final(&self, upload: &Upload, now: DateTime<Utc>) -> Result<bool, RepoError> {
+        let upload = upload.clone();
+        let parts: Vec<String> = match &upload.concat {
+            Some(Concat::Final { parts }) => parts.iter().map(|p| upload_key(*p)).collect(),
+            _ => return Err(RepoError::Other("insert_final takes a final upload".into())),
+        };
+        self.db
+            .write(move |c| {
+                let claimed = diesel::update(
+                    uploads::table
+                        .filter(uploads::id.eq_any(&parts))
+                        .filter(uploads::org.eq(upload.org.as_str()))
+                        .filter(uploads::user_id.eq(upload.user.as_str()))
+                        .filter(uploads::concat.eq("partial"))
+                        .filter(uploads::final_id.is_null())
+                        .filter(uploads::expires_at.gt(now.naive_utc())),
+                )
+                .set(uploads::final_id.eq(upload_key(upload.id)))
+                .execute(c)?;
+                if claimed != parts.len() {
+                    return Err(TxError::Rollback(()));
+                }
+                diesel::insert_into(uploads::table).values(NewUploadRow::from_domain(&upload, None)?).execute(c)?;
+                Ok(())
+            })
+            .await
+            .map(|r| r.is_ok())
     }
 
     async fn record_staging(

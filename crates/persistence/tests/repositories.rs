@@ -77,7 +77,71 @@ on_both_databases!(
     referenced_media_are_not_deleted_and_forbidden_ones_are_listed,
     a_product_with_variants_is_not_deleted_and_gone_media_are_refused,
     concurrent_deletes_of_media_sharing_a_blob_release_it_once,
+    progress_keeps_the_lease_and_moves_it_on,
+    a_final_upload_claims_its_parts_all_or_nothing,
 );
+
+async fn progress_keeps_the_lease_and_moves_it_on(r: Repos) -> TestResult {
+    let mut up = new_upload();
+    up.event = Some(mediabox_domain::EventId::new(42)?);
+    r.uploads.insert(&up).await?;
+    let (lease, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let now = Utc::now();
+    assert!(r.uploads.acquire_lease(up.id, 0, lease, now + chrono::Duration::seconds(1), now).await?);
+    let adv = ChunkAdvance {
+        offset: 4,
+        total: Some(10),
+        sha256_state: vec![1; 104],
+        md5_state: vec![2; 88],
+        staging_state: None,
+    };
+    assert!(!r.uploads.progress(up.id, other, &adv, now).await?, "only the lease holder records progress");
+    let later = now + chrono::Duration::minutes(10);
+    assert!(r.uploads.progress(up.id, lease, &adv, later).await?);
+    let stored = r.uploads.find(up.id).await?.ok_or("upload gone")?;
+    assert_eq!((stored.offset, stored.event.map(mediabox_domain::EventId::get)), (4, Some(42)));
+    // Still held, now until `later`: another request cannot take it at the new offset.
+    let soon = now + chrono::Duration::minutes(5);
+    assert!(!r.uploads.acquire_lease(up.id, 4, other, later, soon).await?);
+    assert!(r.uploads.advance(up.id, lease, &adv).await?, "the holder still holds it");
+    Ok(())
+}
+
+async fn a_final_upload_claims_its_parts_all_or_nothing(r: Repos) -> TestResult {
+    use mediabox_domain::upload::Concat;
+    let part = |user: &str| {
+        let mut p = new_upload();
+        p.user = self::user(user);
+        p.concat = Some(Concat::Partial { final_upload: None });
+        p
+    };
+    let (a, b, strangers) = (part("u-1"), part("u-1"), part("u-2"));
+    for p in [&a, &b, &strangers] {
+        r.uploads.insert(p).await?;
+    }
+    let now = Utc::now();
+    let final_of = |parts: Vec<UploadId>| {
+        let mut f = new_upload();
+        f.total = None;
+        f.concat = Some(Concat::Final { parts });
+        f
+    };
+    // Another user's part: nothing is claimed, no final stored.
+    let refused = final_of(vec![a.id, strangers.id]);
+    assert!(!r.uploads.insert_final(&refused, now).await?);
+    assert!(r.uploads.find(refused.id).await?.is_none());
+    assert_eq!(r.uploads.find(a.id).await?.and_then(|u| u.concat), Some(Concat::Partial { final_upload: None }));
+    let fin = final_of(vec![b.id, a.id]);
+    assert!(r.uploads.insert_final(&fin, now).await?);
+    assert_eq!(r.uploads.find(fin.id).await?.and_then(|u| u.concat), Some(Concat::Final { parts: vec![b.id, a.id] }));
+    assert_eq!(
+        r.uploads.find(a.id).await?.and_then(|u| u.concat),
+        Some(Concat::Partial { final_upload: Some(fin.id) })
+    );
+    // A part claimed once is not claimed again.
+    assert!(!r.uploads.insert_final(&final_of(vec![a.id]), now).await?);
+    Ok(())
+}
 
 fn deleter(who: &str, any: bool) -> Deleter {
     Deleter { org: org(), user: user(who), any }
@@ -207,6 +271,8 @@ fn new_upload() -> Upload {
         expires_at: Utc::now() + chrono::Duration::hours(1),
         media: None,
         staging_state: None,
+        event: None,
+        concat: None,
     }
 }
 

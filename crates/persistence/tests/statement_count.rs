@@ -64,6 +64,8 @@ async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std
             expires_at: Utc::now() + chrono::Duration::hours(1),
             media: None,
             staging_state: None,
+            event: None,
+            concat: None,
         };
         uploads.create(&up, uuid::Uuid::new_v4(), Utc::now()).await?;
         let sha = format!("{:064x}", i + n * 1_000_000);

@@ -33,6 +33,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Images whose header claims more pixels get no rendition (422).
     pub max_image_pixels: u64,
+    /// Origins whose browsers may call the API (`*`: any); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +63,7 @@ struct FileConfig {
     db_timeout_secs: Option<u64>,
     workers: Option<usize>,
     max_image_pixels: Option<u64>,
+    cors_origins: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -124,6 +127,12 @@ impl Config {
             db_timeout_secs: env_parse("DB_TIMEOUT_SECS")?.or(f.db_timeout_secs).unwrap_or(3),
             workers: env_parse("WORKERS")?.or(f.workers),
             max_image_pixels: env_parse("MAX_IMAGE_PIXELS")?.or(f.max_image_pixels).unwrap_or(100_000_000),
+            cors_origins: env("CORS_ORIGINS")
+                .or(f.cors_origins)
+                .map(|v| {
+                    v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
+                })
+                .unwrap_or_default(),
             data_dir,
         })
     }
@@ -151,6 +160,7 @@ impl Config {
             db_timeout_secs: 3,
             workers: None,
             max_image_pixels: 100_000_000,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -293,9 +293,12 @@ pub struct Running {
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let wired = wire(config).await?;
     let state = wired.state.clone();
+    let origins = config.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            // Inside `around`: preflight answers get the request id and security headers too.
+            .wrap(actix_web::middleware::Condition::new(!origins.is_empty(), mediabox_http::cors::cors(&origins)))
             .wrap(from_fn(mediabox_http::middleware::around))
             .configure(mediabox_http::configure)
     })

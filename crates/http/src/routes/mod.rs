@@ -5,6 +5,7 @@ pub mod images;
 pub mod media;
 pub mod ops;
 pub mod rest;
+pub mod tus;
 pub mod uploads;
 
 use actix_web::HttpRequest;
