@@ -15,4 +15,5 @@ mod ops;
 mod races;
 mod renditions;
 mod s3;
+mod tus;
 mod uploads;
