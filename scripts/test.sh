@@ -4,6 +4,23 @@
 # directory for this run and stopped after it; otherwise PostgreSQL tests print a loud
 # SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1). S3 tests run on s3s-fs,
 # installed once by scripts/tools.sh (MEDIABOX_REQUIRE_S3=1 makes its absence a failure).
+# tus clients (tus-js-client under node, tuspy) upload to the server in the e2e tests;
+# MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure.
+if [ -z "${MEDIABOX_TUS_JS:-}" ]; then
+  if TUSJS=$(./scripts/tools.sh tus-js-client); then
+    export MEDIABOX_TUS_JS="$TUSJS"
+  else
+    echo "!!! make test: tus-js-client could not be installed: its tests will be SKIPPED"
+  fi
+fi
+if [ -z "${MEDIABOX_TUSPY:-}" ]; then
+  if TUSPY=$(./scripts/tools.sh tuspy); then
+    export MEDIABOX_TUSPY="$TUSPY"
+  else
+    echo "!!! make test: tuspy could not be installed: its tests will be SKIPPED"
+  fi
+fi
+
 # The e2e tests start a second `mediabox` process: this script builds it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +67,23 @@ if [ -z "${MEDIABOX_S3FS_BIN:-}" ]; then
     export MEDIABOX_S3FS_BIN="$S3FS"
   else
     echo "!!! make test: s3s-fs could not be installed: S3 tests will be SKIPPED"
+  fi
+fi
+
+# tus clients (tus-js-client under node, tuspy) upload to the server in the e2e tests;
+# MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure.
+if [ -z "${MEDIABOX_TUS_JS:-}" ]; then
+  if TUSJS=$(./scripts/tools.sh tus-js-client); then
+    export MEDIABOX_TUS_JS="$TUSJS"
+  else
+    echo "!!! make test: tus-js-client could not be installed: its tests will be SKIPPED"
+  fi
+fi
+if [ -z "${MEDIABOX_TUSPY:-}" ]; then
+  if TUSPY=$(./scripts/tools.sh tuspy); then
+    export MEDIABOX_TUSPY="$TUSPY"
+  else
+    echo "!!! make test: tuspy could not be installed: its tests will be SKIPPED"
   fi
 fi
 

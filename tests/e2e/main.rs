@@ -16,4 +16,5 @@ mod races;
 mod renditions;
 mod s3;
 mod tus;
+mod tus_clients;
 mod uploads;
