@@ -56,6 +56,27 @@ async fn metrics_count_requests_by_route_and_status_and_upload_bytes(s: TestServ
         .trim()
         .parse()?;
     assert_eq!(uploaded, bytes.len() as u64);
+    // tus bodies count too, kept or not: one refused for its checksum, one kept.
+    let r = u.post("/api/v2/media/tus/").header("Tus-Resumable", "1.0.0").header("Upload-Length", "6").send().await?;
+    let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).ok_or("no Location")?.to_owned();
+    for (checksum, status) in [("sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=", 460), ("md5 6AtQFwmJUPxYqtg8jBSXjg==", 204)] {
+        let r = s
+            .http
+            .patch(&loc)
+            .bearer_auth(&u.token)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", "0")
+            .header("Upload-Checksum", checksum)
+            .header("Content-Type", "application/offset+octet-stream")
+            .body("abcdef")
+            .send()
+            .await?;
+        assert_eq!(r.status().as_u16(), status, "{checksum}");
+    }
+    let text = s.http.get(s.url("/metrics")).send().await?.text().await?;
+    let line = text.lines().find_map(|l| l.strip_prefix("mediabox_upload_bytes_total ")).ok_or("no metric")?;
+    assert_eq!(line.trim().parse::<u64>()?, bytes.len() as u64 + 12);
+    assert!(text.contains(r#"route="/api/v2/media/tus/{upload_id}",status="204""#), "{text}");
     Ok(())
 }
 
@@ -68,6 +89,8 @@ async fn the_openapi_document_lists_every_route_and_the_docs_are_served() -> Tes
         ("/api/v2/media/chunk_upload/", &["put"][..]),
         ("/api/v2/media/chunk_upload/{upload_id}/", &["put", "get", "delete"][..]),
         ("/api/v2/media/chunk_upload_complete/", &["post"][..]),
+        ("/api/v2/media/tus/", &["post", "options"][..]),
+        ("/api/v2/media/tus/{upload_id}", &["head", "patch", "delete"][..]),
         ("/api/v2/media/{id}/", &["get"][..]),
         ("/api/v2/media/{id}/file", &["get"][..]),
         ("/api/v2/event/", &["get", "post"][..]),
