@@ -12,12 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 RUNS=${1:-3}
-RUSTUS=$(scripts/tools.sh rustus)
-cargo build --release --bin mediabox --bin upload-bench >/dev/null 2>&1
-BENCH=./target/release/upload-bench
-DIR=$(mktemp -d /tmp/mediabox-side.XXXXXX)
-PID=""
-trap 'kill $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+setup_beside_rustus mediabox-side
 
 start() { # server scenario
   # A fresh data folder per run. The one before is deleted now only for L (one file, and
@@ -28,25 +23,18 @@ start() { # server scenario
   # one that makes more files per upload (rustus makes two).
   if [ "$2" = L ]; then rm -rf "$DIR/data"; elif [ -d "$DIR/data" ]; then mv "$DIR/data" "$(mktemp -d "$DIR/kept.XXXXXX")/"; fi
   mkdir -p "$DIR/data"
-  local port; port=$(free_port)
   case $1 in
     mediabox-fsync|mediabox-nosync)
       local fsync=true; [ "$1" = mediabox-nosync ] && fsync=false
-      MEDIABOX_FSYNC=$fsync MEDIABOX_DATA_DIR=$DIR/data MEDIABOX_LISTEN=127.0.0.1:$port MEDIABOX_JWT_SECRET=bench \
-        RUST_LOG=warn ./target/release/mediabox serve >"$DIR/out.log" 2>&1 &
-      PID=$!
-      URL=http://127.0.0.1:$port
-      TOKEN=$(MEDIABOX_JWT_SECRET=bench ./target/release/mediabox token --sub bench --org bench --perm media:read,media:write)
+      start_mediabox "$fsync" "$DIR/data" "$DIR/out.log"
+      URL=$BASE
       ;;
     rustus)
-      "$RUSTUS" --host 127.0.0.1 --port "$port" --data-dir "$DIR/data" --info-dir "$DIR/data" \
-        --max-body-size 16777216 --log-level ERROR >"$DIR/out.log" 2>&1 &
-      PID=$!
-      URL=http://127.0.0.1:$port/files
+      start_rustus "$RUSTUS" "$DIR/data" 16777216 "$DIR/out.log"
+      URL=$BASE/files
       ;;
   esac
-  for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return; sleep 0.05; done
-  echo "server $1 did not start" >&2; cat "$DIR/out.log" >&2; exit 1
+  wait_port "$DIR/out.log"
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 
@@ -75,14 +63,8 @@ run() { # server scenario -> "value rss server-cpu client-cpu" (CPU: user + syst
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "mediabox $(git rev-parse --short HEAD), rustus $("$RUSTUS" --version 2>/dev/null | awk '{print $2}'); $RUNS runs each, servers alternating"
 # The limits, in MB/s: the disk with a sync after every 16 MiB, and one core's MD5.
-dd_mbs=$(dd if=/dev/zero of="$DIR/dd" bs=16M count=64 oflag=dsync 2>&1 | awk '/copied/ {printf "%.0f", $1/$(NF-3)/1e6}'); rm -f "$DIR/dd"
-# MD5: md5sum of a 256 MiB file in the page cache, the fastest of three. (Until
-# 2026-12-01 one md5sum read 1 GiB from a pipe fed by head: the pipe's copies and head
-# shared the two cores with it, and on a busy host it measured 233-498 MB/s where
-# md5sum of a cached file measured 560-572 within minutes, flattering the L ratio.)
-head -c 268435456 /dev/zero >"$DIR/md5"
-md5_mbs=$(for _ in 1 2 3; do (TIMEFORMAT=%R; time md5sum "$DIR/md5" >/dev/null) 2>&1; done | sort -n | head -1 | awk '{printf "%.0f", 268.435456/$1}')
-rm -f "$DIR/md5"
+dd_mbs=$(limit_dd "$DIR")
+md5_mbs=$(limit_md5 "$DIR")
 # SHA-256 on one core with the CPU's SHA extensions where it has them, as mediabox's
 # `sha2` uses them (coreutils' sha256sum does not: 3-5x slower here), from Python's
 # hashlib (OpenSSL), the fastest of three passes over 256 MiB in memory. With MD5's rate:

@@ -4,23 +4,8 @@
 # directory for this run and stopped after it; otherwise PostgreSQL tests print a loud
 # SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1). S3 tests run on s3s-fs,
 # installed once by scripts/tools.sh (MEDIABOX_REQUIRE_S3=1 makes its absence a failure).
-# tus clients (tus-js-client under node, tuspy) upload to the server in the e2e tests;
-# MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure.
-if [ -z "${MEDIABOX_TUS_JS:-}" ]; then
-  if TUSJS=$(./scripts/tools.sh tus-js-client); then
-    export MEDIABOX_TUS_JS="$TUSJS"
-  else
-    echo "!!! make test: tus-js-client could not be installed: its tests will be SKIPPED"
-  fi
-fi
-if [ -z "${MEDIABOX_TUSPY:-}" ]; then
-  if TUSPY=$(./scripts/tools.sh tuspy); then
-    export MEDIABOX_TUSPY="$TUSPY"
-  else
-    echo "!!! make test: tuspy could not be installed: its tests will be SKIPPED"
-  fi
-fi
-
+# Real tus clients (tus-js-client under node, tuspy) upload to the server in the e2e
+# tests, installed the same way (MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure).
 # The e2e tests start a second `mediabox` process: this script builds it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,31 +46,20 @@ if [ -z "${MEDIABOX_TEST_PG_URL:-}" ]; then
 fi
 trap cleanup EXIT
 
-# S3 tests start their own s3s-fs (a real S3-protocol server); install it once.
-if [ -z "${MEDIABOX_S3FS_BIN:-}" ]; then
-  if S3FS=$(./scripts/tools.sh s3s-fs); then
-    export MEDIABOX_S3FS_BIN="$S3FS"
+# Installs a test tool once (scripts/tools.sh TOOL) and exports its path as VAR unless
+# VAR is set already; says loudly which tests will skip when it cannot.
+tool() { # VAR TOOL what-skips
+  [ -n "${!1:-}" ] && return 0
+  local path
+  if path=$(./scripts/tools.sh "$2"); then
+    export "$1=$path"
   else
-    echo "!!! make test: s3s-fs could not be installed: S3 tests will be SKIPPED"
+    echo "!!! make test: $2 could not be installed: $3 will be SKIPPED"
   fi
-fi
-
-# tus clients (tus-js-client under node, tuspy) upload to the server in the e2e tests;
-# MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure.
-if [ -z "${MEDIABOX_TUS_JS:-}" ]; then
-  if TUSJS=$(./scripts/tools.sh tus-js-client); then
-    export MEDIABOX_TUS_JS="$TUSJS"
-  else
-    echo "!!! make test: tus-js-client could not be installed: its tests will be SKIPPED"
-  fi
-fi
-if [ -z "${MEDIABOX_TUSPY:-}" ]; then
-  if TUSPY=$(./scripts/tools.sh tuspy); then
-    export MEDIABOX_TUSPY="$TUSPY"
-  else
-    echo "!!! make test: tuspy could not be installed: its tests will be SKIPPED"
-  fi
-fi
+}
+tool MEDIABOX_S3FS_BIN s3s-fs "S3 tests"
+tool MEDIABOX_TUS_JS tus-js-client "tus-js-client tests"
+tool MEDIABOX_TUSPY tuspy "tuspy tests"
 
 # The e2e tests start a second `mediabox serve` process from the built binary; test
 # runners build test targets only.

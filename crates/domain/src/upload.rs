@@ -843,11 +843,11 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn now() -> DateTime<Utc> {
+    pub(super) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap_or_default()
     }
 
-    fn clock() -> Arc<dyn Clock> {
+    pub(super) fn clock() -> Arc<dyn Clock> {
         let mut c = MockClock::new();
         c.expect_now().returning(now);
         Arc::new(c)
@@ -871,7 +871,7 @@ mod tests {
         Ok(Box::new(w))
     }
 
-    fn writer(user: &str) -> Result<Actor, crate::ids::InvalidId> {
+    pub(super) fn writer(user: &str) -> Result<Actor, crate::ids::InvalidId> {
         actor(user, &[Permission::MediaWrite])
     }
 

@@ -177,25 +177,7 @@ impl UploadRepository for DieselUploadRepository {
     }
 
     async fn advance(&self, id: UploadId, lease: uuid::Uuid, advance: &ChunkAdvance) -> Result<bool, RepoError> {
-        let a = advance.clone();
-        self.db
-            .tx(move |c| {
-                let n = diesel::update(
-                    uploads::table.filter(uploads::id.eq(upload_key(id))).filter(uploads::lease.eq(lease.to_string())),
-                )
-                .set((
-                    uploads::byte_offset.eq(to_i64(a.offset)?),
-                    uploads::total.eq(a.total.map(to_i64).transpose()?),
-                    uploads::sha256_state.eq(&a.sha256_state),
-                    uploads::md5_state.eq(&a.md5_state),
-                    uploads::staging_state.eq(&a.staging_state),
-                    uploads::lease.eq(None::<String>),
-                    uploads::lease_expires.eq(None::<chrono::NaiveDateTime>),
-                ))
-                .execute(c)?;
-                Ok(n == 1)
-            })
-            .await
+        self.record(id, lease, advance, None).await
     }
 
     async fn progress(
@@ -205,24 +187,7 @@ impl UploadRepository for DieselUploadRepository {
         advance: &ChunkAdvance,
         until: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let a = advance.clone();
-        self.db
-            .tx(move |c| {
-                let n = diesel::update(
-                    uploads::table.filter(uploads::id.eq(upload_key(id))).filter(uploads::lease.eq(lease.to_string())),
-                )
-                .set((
-                    uploads::byte_offset.eq(to_i64(a.offset)?),
-                    uploads::total.eq(a.total.map(to_i64).transpose()?),
-                    uploads::sha256_state.eq(&a.sha256_state),
-                    uploads::md5_state.eq(&a.md5_state),
-                    uploads::staging_state.eq(&a.staging_state),
-                    uploads::lease_expires.eq(until.naive_utc()),
-                ))
-                .execute(c)?;
-                Ok(n == 1)
-            })
-            .await
+        self.record(id, lease, advance, Some(until)).await
     }
 
     async fn insert_final(&self, upload: &Upload, now: DateTime<Utc>) -> Result<bool, RepoError> {
@@ -371,6 +336,37 @@ impl UploadRepository for DieselUploadRepository {
 }
 
 impl DieselUploadRepository {
+    /// Records a write under `lease`: the lease goes with it, or, given `keep_until`, stays
+    /// held until then.
+    async fn record(
+        &self,
+        id: UploadId,
+        lease: uuid::Uuid,
+        advance: &ChunkAdvance,
+        keep_until: Option<DateTime<Utc>>,
+    ) -> Result<bool, RepoError> {
+        let a = advance.clone();
+        self.db
+            .tx(move |c| {
+                let held = lease.to_string();
+                let n = diesel::update(
+                    uploads::table.filter(uploads::id.eq(upload_key(id))).filter(uploads::lease.eq(&held)),
+                )
+                .set((
+                    uploads::byte_offset.eq(to_i64(a.offset)?),
+                    uploads::total.eq(a.total.map(to_i64).transpose()?),
+                    uploads::sha256_state.eq(&a.sha256_state),
+                    uploads::md5_state.eq(&a.md5_state),
+                    uploads::staging_state.eq(&a.staging_state),
+                    uploads::lease.eq(keep_until.map(|_| held.clone())),
+                    uploads::lease_expires.eq(keep_until.map(|t| t.naive_utc())),
+                ))
+                .execute(c)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
     /// One attempt at the complete transaction.
     async fn complete_once(&self, id: UploadId, new: NewMedia) -> Result<Result<Media, CompleteRace>, RepoError> {
         self.db

@@ -12,7 +12,11 @@
 //! `upload-bench s3-small ENDPOINT BUCKET COUNT BYTES CLIENTS` is the small-file ceiling:
 //! COUNT objects of BYTES put straight into the bucket, one request each, CLIENTS at once.
 //! `upload-bench tus-large URL BYTES CHUNK` and `tus-small URL COUNT BYTES CLIENTS` do the
-//! same work against a tus server (rustus): creation (`POST URL`), then `PATCH`es.
+//! same work against a tus server (rustus, or mediabox's `/api/v2/media/tus/` with the
+//! bearer token in `TUS_TOKEN`): creation (`POST URL`), then `PATCH`es; a CHUNK of BYTES
+//! or more is one PATCH streaming the whole file. `tus-small-cwu` sends each file in its
+//! creation request (creation-with-upload). `tus-cut URL BYTES CUT` starts one PATCH of
+//! BYTES, breaks the connection after CUT bytes, and prints how many the server kept.
 //! `upload-bench make-jpeg PATH WIDTH HEIGHT` writes a photo-like JPEG (gradients and
 //! grain, quality 90) for the thumbnail benchmark.
 //! `upload-bench thumbs URL TOKEN PATH SEQUENTIAL CONCURRENT` uploads SEQUENTIAL +
@@ -84,15 +88,23 @@ fn chunk_bytes(seed: u64, index: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// Creates a tus upload of `len` bytes; answers its URL.
-async fn tus_create(http: &reqwest::Client, url: &str, len: u64) -> String {
-    let r = http
-        .post(url)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", len.to_string())
-        .send()
-        .await
-        .expect("tus create");
+/// A tus request, with `TUS_TOKEN` as bearer token when it is set.
+fn tus_req(http: &reqwest::Client, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+    let r = http.request(method, url).header("Tus-Resumable", "1.0.0");
+    match std::env::var("TUS_TOKEN") {
+        Ok(t) if !t.is_empty() => r.bearer_auth(t),
+        _ => r,
+    }
+}
+
+/// Creates a tus upload of `len` bytes, with `body` as its first bytes when given
+/// (creation-with-upload); answers its URL.
+async fn tus_create(http: &reqwest::Client, url: &str, len: u64, body: Option<bytes::Bytes>) -> String {
+    let mut req = tus_req(http, reqwest::Method::POST, url).header("Upload-Length", len.to_string());
+    if let Some(b) = body {
+        req = req.header("Content-Type", "application/offset+octet-stream").body(b);
+    }
+    let r = req.send().await.expect("tus create");
     assert!(r.status().is_success(), "tus create: {}", r.status());
     let loc = r.headers()["location"].to_str().expect("location").to_owned();
     if loc.starts_with("http") {
@@ -103,17 +115,26 @@ async fn tus_create(http: &reqwest::Client, url: &str, len: u64) -> String {
     }
 }
 
-async fn tus_patch(http: &reqwest::Client, upload: &str, offset: u64, data: impl Into<bytes::Bytes>) {
-    let data: bytes::Bytes = data.into();
-    let r = http
-        .patch(upload)
-        .header("Tus-Resumable", "1.0.0")
+fn tus_patch_req(http: &reqwest::Client, upload: &str, offset: u64, len: u64) -> reqwest::RequestBuilder {
+    tus_req(http, reqwest::Method::PATCH, upload)
         .header("Upload-Offset", offset.to_string())
         .header("Content-Type", "application/offset+octet-stream")
-        .body(data)
-        .send()
-        .await
-        .expect("tus patch");
+        .header("Content-Length", len.to_string())
+}
+
+async fn tus_patch(http: &reqwest::Client, upload: &str, offset: u64, data: impl Into<bytes::Bytes>) {
+    let data: bytes::Bytes = data.into();
+    let r = tus_patch_req(http, upload, offset, data.len() as u64).body(data).send().await.expect("tus patch");
+    assert!(r.status().is_success(), "tus patch: {}", r.status());
+}
+
+/// One PATCH whose body streams every chunk of `chunks` (never the whole file in memory).
+async fn tus_patch_stream(http: &reqwest::Client, upload: &str, bytes: u64, chunks: Chunks) {
+    let stream = futures_util::stream::unfold(chunks, |mut c| async move {
+        c.next().map(|(_, data)| (Ok::<_, std::io::Error>(data), c))
+    });
+    let r =
+        tus_patch_req(http, upload, 0, bytes).body(reqwest::Body::wrap_stream(stream)).send().await.expect("tus patch");
     assert!(r.status().is_success(), "tus patch: {}", r.status());
 }
 
@@ -256,26 +277,61 @@ async fn main() {
         }
         "tus-large" => {
             let (bytes, chunk) = (num(3), num(4));
-            let mut chunks = Chunks::new(seed, bytes, chunk);
             let started = Instant::now();
-            let upload = tus_create(&http, &url, bytes).await;
-            while let Some((start, data)) = chunks.next() {
-                tus_patch(&http, &upload, start, data).await;
+            let upload = tus_create(&http, &url, bytes, None).await;
+            if chunk >= bytes {
+                tus_patch_stream(&http, &upload, bytes, Chunks::new(seed, bytes, 16 << 20)).await;
+            } else {
+                let mut chunks = Chunks::new(seed, bytes, chunk);
+                while let Some((start, data)) = chunks.next() {
+                    tus_patch(&http, &upload, start, data).await;
+                }
             }
             report(started, Some(bytes), None);
         }
-        "tus-small" => {
+        "tus-small" | "tus-small-cwu" => {
+            let with_upload = args[1] == "tus-small-cwu";
             let (count, size, clients) = (num(3), usize::try_from(num(4)).unwrap(), usize::try_from(num(5)).unwrap());
             let started = Instant::now();
             each_file(seed, count, size, clients, |_, data| {
                 let (http, url) = (&http, &url);
                 async move {
-                    let upload = tus_create(http, url, data.len() as u64).await;
-                    tus_patch(http, &upload, 0, data).await;
+                    if with_upload {
+                        tus_create(http, url, data.len() as u64, Some(data.into())).await;
+                    } else {
+                        let upload = tus_create(http, url, data.len() as u64, None).await;
+                        tus_patch(http, &upload, 0, data).await;
+                    }
                 }
             })
             .await;
             report(started, None, Some(count));
+        }
+        "tus-cut" => {
+            let (bytes, cut) = (num(3), num(4));
+            let upload = tus_create(&http, &url, bytes, None).await;
+            // The body breaks off after `cut` bytes: the connection goes down mid-PATCH.
+            let mut chunks = Chunks::new(seed, cut, 1 << 20);
+            let stream = futures_util::stream::poll_fn(move |_| {
+                std::task::Poll::Ready(Some(match chunks.next() {
+                    Some((_, data)) => Ok(data),
+                    None => Err(std::io::Error::other("cut")),
+                }))
+            });
+            let sent = tus_patch_req(&http, &upload, 0, bytes).body(reqwest::Body::wrap_stream(stream)).send().await;
+            assert!(sent.is_err(), "the PATCH was cut");
+            // What HEAD tells once the server is done with the broken PATCH: an empty
+            // PATCH at that offset is refused (423) until then.
+            let kept = loop {
+                let r = tus_req(&http, reqwest::Method::HEAD, &upload).send().await.expect("head");
+                let at: u64 = r.headers()["upload-offset"].to_str().unwrap().parse().unwrap();
+                let r = tus_patch_req(&http, &upload, at, 0).send().await.expect("empty patch");
+                if r.status().is_success() {
+                    break at;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
+            println!("{}", json!({"sent": cut, "kept": kept}));
         }
         "s3-small" => {
             use object_store::ObjectStoreExt;

@@ -573,31 +573,37 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
-    use chrono::{DateTime, TimeZone, Utc};
     use sha2::Digest;
 
     use super::*;
-    use crate::actor::Permission;
     use crate::hashing::DigestAlgorithm;
     use crate::ids::{OrgId, UserId};
     use crate::media::{MediaKind, NewMedia};
-    use crate::ports::{Clock, MockBlobStore, MockChunkWriter, MockClock, MockMediaRepository, MockUploadRepository};
+    use crate::ports::{MockBlobStore, MockChunkWriter, MockMediaRepository, MockUploadRepository};
     use crate::upload::UploadLimits;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().unwrap_or_default()
+    use crate::upload::tests::{clock, now, writer as writer_actor};
+
+    /// A repository holding `up`, whose lease the request takes once.
+    fn leasing_repo(up: &Upload) -> MockUploadRepository {
+        let found = up.clone();
+        let mut repo = MockUploadRepository::new();
+        repo.expect_find().returning(move |_| Ok(Some(found.clone())));
+        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
+        repo
     }
 
-    fn clock() -> Arc<dyn Clock> {
-        let mut c = MockClock::new();
-        c.expect_now().returning(now);
-        Arc::new(c)
-    }
-
-    fn writer_actor(user: &str) -> Result<Actor, crate::ids::InvalidId> {
-        Ok(Actor::new(UserId::new(user)?, OrgId::new("acme")?, [Permission::MediaWrite]))
+    /// Records the offset of every `progress` the repository is asked for.
+    fn recording_progress(repo: &mut MockUploadRepository) -> Arc<Mutex<Vec<u64>>> {
+        let offsets = Arc::new(Mutex::new(Vec::new()));
+        let seen = offsets.clone();
+        repo.expect_progress().returning(move |_, _, a, _| {
+            seen.lock().map(|mut s| s.push(a.offset)).map_err(|_| crate::RepoError::Other("poisoned".into()))?;
+            Ok(true)
+        });
+        offsets
     }
 
     fn upload(total: Option<u64>) -> Result<Upload, crate::ids::InvalidId> {
@@ -680,16 +686,8 @@ mod tests {
     #[tokio::test]
     async fn a_long_body_is_recorded_every_chunk_limit_under_one_lease_and_its_last_byte_completes() -> TestResult {
         let up = upload(Some(10))?;
-        let found = up.clone();
-        let mut repo = MockUploadRepository::new();
-        repo.expect_find().returning(move |_| Ok(Some(found.clone())));
-        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
-        let offsets = Arc::new(Mutex::new(Vec::new()));
-        let seen = offsets.clone();
-        repo.expect_progress().times(3).returning(move |_, _, a, _| {
-            seen.lock().map(|mut s| s.push(a.offset)).map_err(|_| crate::RepoError::Other("poisoned".into()))?;
-            Ok(true)
-        });
+        let mut repo = leasing_repo(&up);
+        let offsets = recording_progress(&mut repo);
         repo.expect_advance().never();
         repo.expect_release_lease().never();
         let whole = b"0123456789";
@@ -743,16 +741,8 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_breaks_off_keeps_what_arrived_and_lets_the_lease_go() -> TestResult {
         let up = upload(Some(10))?;
-        let found = up.clone();
-        let mut repo = MockUploadRepository::new();
-        repo.expect_find().returning(move |_| Ok(Some(found.clone())));
-        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
-        let offsets = Arc::new(Mutex::new(Vec::new()));
-        let seen = offsets.clone();
-        repo.expect_progress().returning(move |_, _, a, _| {
-            seen.lock().map(|mut s| s.push(a.offset)).map_err(|_| crate::RepoError::Other("poisoned".into()))?;
-            Ok(true)
-        });
+        let mut repo = leasing_repo(&up);
+        let offsets = recording_progress(&mut repo);
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_complete().never();
         let written = Arc::new(Mutex::new(Vec::new()));
@@ -767,10 +757,7 @@ mod tests {
     #[tokio::test]
     async fn a_checksum_mismatch_records_nothing_and_lets_the_lease_go() -> TestResult {
         let up = upload(Some(10))?;
-        let found = up.clone();
-        let mut repo = MockUploadRepository::new();
-        repo.expect_find().returning(move |_| Ok(Some(found.clone())));
-        repo.expect_acquire_lease().times(1).returning(|_, _, _, _, _| Ok(true));
+        let mut repo = leasing_repo(&up);
         repo.expect_progress().never();
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         let written = Arc::new(Mutex::new(Vec::new()));
