@@ -84,17 +84,26 @@ pub enum StreamHasher {
     Parallel { sha256: Sha256, md5: Feed<Md5>, batch: Vec<Bytes>, batched: usize },
 }
 
+/// What a digest's thread is sent: bytes, or a request for its state so far.
+enum Message<D> {
+    Batch(Batch),
+    Checkpoint(tokio::sync::oneshot::Sender<D>),
+}
+
 /// One digest on its thread, and the queue into it.
 pub struct Feed<D> {
-    queue: mpsc::Sender<Batch>,
+    queue: mpsc::Sender<Message<D>>,
     thread: JoinHandle<D>,
 }
 
-fn feed<D: Digest + Send + 'static>(mut digest: D) -> Feed<D> {
-    let (queue, mut rx) = mpsc::channel::<Batch>(QUEUE);
+fn feed<D: Digest + Clone + Send + 'static>(mut digest: D) -> Feed<D> {
+    let (queue, mut rx) = mpsc::channel::<Message<D>>(QUEUE);
     let thread = tokio::task::spawn_blocking(move || {
-        while let Some(batch) = rx.blocking_recv() {
-            batch.iter().for_each(|b| digest.update(b));
+        while let Some(message) = rx.blocking_recv() {
+            match message {
+                Message::Batch(batch) => batch.iter().for_each(|b| digest.update(b)),
+                Message::Checkpoint(answer) => drop(answer.send(digest.clone())),
+            }
         }
         digest
     });
@@ -109,7 +118,25 @@ async fn flush(md5: &Feed<Md5>, batch: &mut Vec<Bytes>, batched: &mut usize) {
     let full: Batch = std::sync::Arc::new(std::mem::take(batch));
     *batched = 0;
     // A send fails only when its thread is gone (panicked): `finish` says so.
-    let _ = md5.queue.send(full).await;
+    let _ = md5.queue.send(Message::Batch(full)).await;
+}
+
+/// Both digests' state at a point of the stream, ready once MD5's thread has reached it
+/// (see [`StreamHasher::checkpoint`]).
+pub enum Checkpoint {
+    Ready(Hashes),
+    Pending { sha256: Sha256, md5: tokio::sync::oneshot::Receiver<Md5> },
+}
+
+impl Checkpoint {
+    /// # Errors
+    /// [`HashingFailed`] when MD5's thread is gone.
+    pub async fn hashes(self) -> Result<Hashes, HashingFailed> {
+        match self {
+            Self::Ready(h) => Ok(h),
+            Self::Pending { sha256, md5 } => Ok(Hashes { sha256, md5: md5.await.map_err(|_| HashingFailed)? }),
+        }
+    }
 }
 
 impl StreamHasher {
@@ -134,6 +161,20 @@ impl StreamHasher {
                 if *batched >= BATCH {
                     flush(md5, batch, batched).await;
                 }
+            }
+        }
+    }
+
+    /// The state of both digests after the pieces given so far, without waiting for MD5's
+    /// thread: hashing goes on with the next pieces while the checkpoint is awaited.
+    pub async fn checkpoint(&mut self) -> Checkpoint {
+        match self {
+            Self::Inline(h) => Checkpoint::Ready(h.clone()),
+            Self::Parallel { sha256, md5, batch, batched } => {
+                flush(md5, batch, batched).await;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = md5.queue.send(Message::Checkpoint(tx)).await;
+                Checkpoint::Pending { sha256: sha256.clone(), md5: rx }
             }
         }
     }
@@ -254,6 +295,25 @@ mod tests {
         all.extend_from_slice(&data);
         let whole = (hex::encode(Sha256::digest(&all)), hex::encode(Md5::digest(&all)));
         assert!(each.iter().all(|d| *d == whole), "{each:?} vs {whole:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_is_the_state_at_its_point_while_hashing_goes_on() -> Result<(), HashingFailed> {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (a, b) = data.split_at(1_234_567);
+        for len in [None, Some(PARALLEL_MIN)] {
+            let mut h = StreamHasher::start(Hashes::default(), len);
+            h.update(&Bytes::copy_from_slice(a)).await;
+            let at_a = h.checkpoint().await;
+            h.update(&Bytes::copy_from_slice(b)).await;
+            let mut expect_a = Hashes::default();
+            expect_a.update(a);
+            assert_eq!(at_a.hashes().await?.finish(), expect_a.finish(), "{len:?}");
+            let mut whole = Hashes::default();
+            whole.update(&data);
+            assert_eq!(h.finish().await?.finish(), whole.finish(), "{len:?}");
+        }
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use crate::error::{Forbidden, RepoError, StoreError};
 use crate::hashing::{BodyDigest, DigestAlgorithm, Hashes, StreamHasher};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{blob_key, Media, MediaKind, NewMedia};
-use crate::ports::{BlobStore, Clock, IncomingBody, MediaRepository, UploadRepository};
+use crate::ports::{BlobStore, ChunkWriter, Clock, IncomingBody, MediaRepository, UploadRepository};
 use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
 
 mod open_ended;
@@ -499,6 +499,17 @@ impl UploadService {
         let Some(opened) = self.blobs.prepare_staging(upload.id, current.clone(), len).await? else {
             return Ok(current);
         };
+        self.record_opened(upload, lease, opened).await
+    }
+
+    /// Records what the store opened for the upload's next write (see
+    /// [`Self::prepare_staging`]); removes it when the upload is gone meanwhile.
+    async fn record_opened(
+        &self,
+        upload: &Upload,
+        lease: uuid::Uuid,
+        opened: String,
+    ) -> Result<Option<String>, ChunkError> {
         if self.uploads.record_staging(upload.id, lease, &opened, self.clock.now()).await? {
             return Ok(Some(opened));
         }
@@ -512,17 +523,46 @@ impl UploadService {
         }
     }
 
+    /// Streams one chunk into the upload's staging from its offset and answers what it
+    /// changes: the new offset, the digests' midstates and the store's staging state.
     async fn stream_into_staging(
         &self,
         upload: &Upload,
         staging: Option<String>,
         range: Option<ChunkRange>,
         span: Span<'_>,
-        mut body: IncomingBody,
+        body: IncomingBody,
     ) -> Result<ChunkAdvance, ChunkError> {
         let hashes = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
         let expected = range.map(|r| r.byte_count());
         let mut hashes = StreamHasher::start(hashes, expected.or(span.hint));
+        let (got, mut writer) = self.stream_with(upload, &mut hashes, staging, expected, span, body).await?;
+        // The sync and the digests' last pieces overlap.
+        let (staging_state, hashed) = futures_util::future::join(writer.finish(), hashes.finish()).await;
+        let staging_state = staging_state?;
+        let (sha256_state, md5_state) = hashed.map_err(|_| ChunkError::Corrupt)?.to_state();
+        Ok(ChunkAdvance {
+            offset: upload.offset + got,
+            total: upload.total.or(range.and_then(|r| r.total)),
+            sha256_state,
+            md5_state,
+            staging_state,
+        })
+    }
+
+    /// Streams `body` into the upload's staging from its offset through `hashes` (and the
+    /// span's digest to verify), within the span's and the upload's limits and exactly
+    /// `expected` bytes when given. Answers how many bytes, and the writer, which the
+    /// caller finishes; on an error the writer is abandoned.
+    async fn stream_with(
+        &self,
+        upload: &Upload,
+        hashes: &mut StreamHasher,
+        staging: Option<String>,
+        expected: Option<u64>,
+        span: Span<'_>,
+        mut body: IncomingBody,
+    ) -> Result<(u64, Box<dyn ChunkWriter>), ChunkError> {
         let mut digest = span.verify.map(|v| BodyDigest::new(v.algorithm));
         let chunk_limit = span.limit;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
@@ -565,25 +605,14 @@ impl UploadService {
             Ok(got)
         }
         .await;
-        let got = match streamed {
-            Ok(got) => got,
+        match streamed {
+            Ok(got) => Ok((got, writer)),
             Err(e) => {
                 // Before the lease goes: no late byte of this chunk may land on a retry's.
                 writer.abandon().await;
-                return Err(e);
+                Err(e)
             }
-        };
-        // The sync and the digests' last pieces overlap.
-        let (staging_state, hashed) = futures_util::future::join(writer.finish(), hashes.finish()).await;
-        let staging_state = staging_state?;
-        let (sha256_state, md5_state) = hashed.map_err(|_| ChunkError::Corrupt)?.to_state();
-        Ok(ChunkAdvance {
-            offset: upload.offset + got,
-            total: upload.total.or(range.and_then(|r| r.total)),
-            sha256_state,
-            md5_state,
-            staging_state,
-        })
+        }
     }
 
     async fn access(&self, actor: &Actor, id: UploadId) -> Result<Access, RepoError> {

@@ -15,6 +15,7 @@ use super::{
     LEASE_SECS, UPLOAD_OWNER_PERMISSIONS,
 };
 use crate::actor::Actor;
+use crate::hashing::{Checkpoint, StreamHasher};
 use crate::ids::{EventId, MediaId};
 
 /// A new upload, as a tus creation describes it.
@@ -67,6 +68,9 @@ struct Feed {
 }
 
 type SharedFeed = Rc<RefCell<Option<Feed>>>;
+
+/// A segment's record on its way (see [`UploadService::pour`]).
+type Recording<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Hashes, ChunkError>> + 'a>>;
 
 impl Feed {
     async fn next_upto(&mut self, left: u64) -> Option<Result<bytes::Bytes, std::io::Error>> {
@@ -366,8 +370,12 @@ impl UploadService {
 
     /// Writes the body in segments of at most the chunk limit, recording each under
     /// `lease` (kept). Returns the upload as recorded after the last.
+    ///
+    /// One digest stream spans the whole body: a segment's record (its digests' state at
+    /// its end, then the statement) goes on while the next segment streams, so MD5, the
+    /// slowest step, never waits at a segment's end. Records land in order: a segment's
+    /// is awaited before the next one's is made.
     async fn pour(&self, mut upload: Upload, lease: uuid::Uuid, body: Body) -> Result<Upload, ChunkError> {
-        let id = upload.id;
         let checksum = body.checksum;
         let started = upload.offset;
         let feed: SharedFeed = Rc::new(RefCell::new(Some(Feed {
@@ -377,14 +385,18 @@ impl UploadService {
             broken: None,
             keep_partial: checksum.is_none(),
         })));
+        let first = Hashes::from_state(&upload.sha256_state, &upload.md5_state).map_err(|_| ChunkError::Corrupt)?;
+        let mut hashes = StreamHasher::start(first, Some(body.len.unwrap_or(self.limits.max_chunk_bytes)));
+        let mut recording: Option<Recording<'_>> = None;
         loop {
             let to_end = upload.total.map_or(u64::MAX, |t| t - upload.offset);
             let cap = self.limits.max_chunk_bytes.min(to_end);
             let told_left = body.len.map(|n| n.saturating_sub(upload.offset - started));
             let hint = told_left.map_or(cap, |n| n.min(cap));
-            let staging = self.prepare_staging(&upload, lease, Some(hint)).await?;
             let span = Span { limit: cap, hint: Some(hint), verify: checksum.as_ref() };
-            let advance = self.stream_into_staging(&upload, staging, None, span, segment(&feed, cap)).await?;
+            let before = recording.take();
+            let (got, staging_state) =
+                self.stream_segment(&upload, lease, &mut hashes, span, segment(&feed, cap), before).await?;
             let (more, broken) = {
                 let taken = feed.borrow_mut().take();
                 match taken {
@@ -408,19 +420,75 @@ impl UploadService {
             if let (Some(e), Some(_)) = (&broken, &checksum) {
                 return Err(ChunkError::Store(StoreError::Body(std::io::Error::other(e.to_string()))));
             }
-            let advance = ChunkAdvance { total: upload.total, ..advance };
-            let until = self.clock.now() + Duration::seconds(LEASE_SECS);
-            if !self.uploads.progress(id, lease, &advance, until).await? {
-                return Err(ChunkError::Busy { offset: upload.offset });
+            let at = hashes.checkpoint().await;
+            upload.offset += got;
+            upload.staging_state = staging_state;
+            let record = self.record_segment(&upload, lease, at);
+            if more {
+                recording = Some(record);
+                continue;
             }
-            upload = upload.advanced(advance);
+            let last = record.await?;
             if let Some(e) = broken {
                 return Err(ChunkError::Store(StoreError::Body(e)));
             }
-            if !more {
-                return Ok(upload);
-            }
+            let (sha256_state, md5_state) = last.to_state();
+            return Ok(Upload { sha256_state, md5_state, ..upload });
         }
+    }
+
+    /// One segment: what the store opens first (recorded after the segment before, whose
+    /// record would otherwise write over it), then its bytes, while the segment before is
+    /// recorded. Answers its length and the store's staging state after it.
+    async fn stream_segment(
+        &self,
+        upload: &Upload,
+        lease: uuid::Uuid,
+        hashes: &mut StreamHasher,
+        span: Span<'_>,
+        body: IncomingBody,
+        before: Option<Recording<'_>>,
+    ) -> Result<(u64, Option<String>), ChunkError> {
+        let mut before = before;
+        let staging = match self.blobs.prepare_staging(upload.id, upload.staging_state.clone(), span.hint).await? {
+            None => upload.staging_state.clone(),
+            Some(opened) => {
+                if let Some(r) = before.take() {
+                    r.await?;
+                }
+                self.record_opened(upload, lease, opened).await?
+            }
+        };
+        let streaming = async {
+            let (got, mut writer) = self.stream_with(upload, hashes, staging, None, span, body).await?;
+            Ok::<_, ChunkError>((got, writer.finish().await?))
+        };
+        let earlier = async {
+            match before {
+                Some(r) => r.await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (earlier, streamed) = futures_util::future::join(earlier, streaming).await;
+        let streamed = streamed?;
+        earlier?;
+        Ok(streamed)
+    }
+
+    /// Records the upload as it stands after a segment, once the digests reach `at`;
+    /// answers their state there.
+    fn record_segment<'a>(&'a self, upload: &Upload, lease: uuid::Uuid, at: Checkpoint) -> Recording<'a> {
+        let (id, offset, total, staging_state) = (upload.id, upload.offset, upload.total, upload.staging_state.clone());
+        Box::pin(async move {
+            let hashes = at.hashes().await.map_err(|_| ChunkError::Corrupt)?;
+            let (sha256_state, md5_state) = hashes.to_state();
+            let advance = ChunkAdvance { offset, total, sha256_state, md5_state, staging_state };
+            let until = self.clock.now() + Duration::seconds(LEASE_SECS);
+            if !self.uploads.progress(id, lease, &advance, until).await? {
+                return Err(ChunkError::Busy { offset });
+            }
+            Ok(hashes)
+        })
     }
 
     /// After a failed write under `lease`: an upload whose bytes a crash lost is
