@@ -22,6 +22,7 @@ section() { # title command...
   echo "Run of $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD): $(nproc) cores," \
     "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(rustc --version)."
   section "Uploads beside rustus" ./bench/side-by-side.sh
+  section "tus uploads beside rustus" ./bench/tus.sh
   section "Uploads, one server, growing files" ./bench/uploads.sh
   section "Uploads on S3 (s3s-fs)" ./bench/s3.sh
   section "Bulk delete" ./bench/delete.sh

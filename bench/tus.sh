@@ -33,7 +33,7 @@ start() { # server scenario
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 
-run() { # server scenario -> "value rss"
+run() { # server scenario -> "value rss server-cpu" (CPU: user + system ms per file, S only)
   start "$1" "$2"
   local args
   case "$2" in
@@ -44,7 +44,8 @@ run() { # server scenario -> "value rss"
   local r v
   r=$($BENCH "${args[@]}")
   if [ "$2" = S ]; then v=$(field "$r" files/s); else v=$(field "$r" MB/s); fi
-  echo "$v $(rss_mib)"
+  local cpu=0; [ "$2" = S ] && cpu=$(cpu_ms 2000)
+  echo "$v $(rss_mib) $cpu"
   stop
 }
 
@@ -56,15 +57,15 @@ echo "limits: dd bs=16M count=64 oflag=dsync: $dd_mbs MB/s; md5sum on one core (
 echo
 echo "| tus scenario | mediabox FSYNC=true | mediabox FSYNC=false | rustus | true / rustus | false / rustus | peak RSS (true, false, rustus) MiB |"
 echo "|---|---|---|---|---|---|---|"
-declare -A med=()
+declare -A med=() cpu=()
 for sc in L1 L16 S; do
-  declare -A val=() rss=()
+  declare -A val=() rss=() scpu=()
   for i in $(seq 1 "$RUNS"); do
     order="mediabox-fsync mediabox-nosync rustus"
     [ $((i % 2)) = 0 ] && order="rustus mediabox-nosync mediabox-fsync"
     for srv in $order; do
-      read -r v m < <(run "$srv" "$sc")
-      val[$srv]="${val[$srv]:-} $v"; rss[$srv]="${rss[$srv]:-} $m"
+      read -r v m c < <(run "$srv" "$sc")
+      val[$srv]="${val[$srv]:-} $v"; rss[$srv]="${rss[$srv]:-} $m"; scpu[$srv]="${scpu[$srv]:-} $c"
     done
   done
   unit="MB/s"; [ "$sc" = S ] && unit="files/s"
@@ -75,7 +76,8 @@ for sc in L1 L16 S; do
     printf 'uploads\ttus %s FSYNC=true\t%s\nuploads\ttus %s FSYNC=false\t%s\n' "$sc" "$(awk "BEGIN {printf \"%.2f\", $a/$c}")" \
       "$sc" "$(awk "BEGIN {printf \"%.2f\", $b/$c}")" >>"$BENCH_DATA"
   fi
-  unset val rss
+  for srv in mediabox-fsync mediabox-nosync rustus; do cpu[$sc:$srv]=$(median ${scpu[$srv]}); done
+  unset val rss scpu
 done
 
 # Memory against the body's length: one PATCH of 100 MiB, then of 1 GiB, each on a fresh server.
@@ -111,3 +113,8 @@ echo "| tus S, FSYNC=false: at least 1.0x rustus | ${s}x | $(verdict "$s" 1.0) |
 flat=$(awk "BEGIN {print (${peak[1024]} < 100 && ${peak[1024]} < ${peak[100]} * 1.25 + 8) ? \"met\" : \"missed\"}")
 echo "| peak RSS under 100 MiB for a 1 GiB PATCH, flat from 100 MiB | ${peak[100]} -> ${peak[1024]} MiB | $flat |"
 echo "| a 1 GiB PATCH cut off after 100 MiB keeps at least 84 MiB | $kept_mib MiB | $(awk "BEGIN {print ($kept_mib >= 84) ? \"met\" : \"missed\"}") |"
+# What S costs each server, and what the two digests every media carries (SPEC 2) cost a
+# 64 KiB file at one core's MD5 rate and SHA-256's (about 1.4 GB/s here, measured in
+# side-by-side.sh): rustus computes neither.
+echo
+echo "S, CPU per file (user + system, median): mediabox ${cpu[S:mediabox-nosync]} ms without syncs, ${cpu[S:mediabox-fsync]} ms with; rustus ${cpu[S:rustus]} ms. MD5 alone of 64 KiB: $(awk -v m="$md5_mbs" 'BEGIN {printf "%.3f", 65.536 / m}') ms."
