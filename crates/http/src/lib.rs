@@ -1,6 +1,7 @@
 //! mediabox-http: the actix-web adapter. Routes, DTOs, auth, errors; it knows the domain
 //! and nothing of the database or the blob store.
 
+pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cors;
@@ -39,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/metrics").route(web::get().to(ops::metrics)))
         .service(at("/openapi.json").route(web::get().to(ops::openapi)))
         .service(at("/docs").route(web::get().to(ops::docs_redirect)))
+        .service(at("/app").route(web::get().to(app::redirect)))
+        .service(at("/app/{name:.*}").route(web::get().to(app::asset)))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", openapi::document().clone()),
         )

@@ -119,6 +119,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("  export TOKEN=$({exe} token --sub u-1 --org acme)");
         println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v2/event/");
         println!("API docs: {base}/docs");
+        // The web app signs in from the link's fragment, which the browser never sends.
+        let perms: Vec<String> =
+            ["media:read", "media:write", "media:delete", "event:write", "catalog:write"].map(str::to_owned).to_vec();
+        let claims = mediabox_http::auth::dev_claims("u-1", "acme", &perms, 8 * 3600);
+        let token = auth_config(&config)?.mint(&claims).map_err(anyhow::Error::msg)?;
+        println!("Web app (signed in as u-1 of acme for 8 hours): {base}/app/#token={token}");
     }
     let handle = running.handle.clone();
     tokio::spawn(async move {
