@@ -12,6 +12,7 @@ test:
 	./scripts/test.sh
 
 lint: check-deps
+	./scripts/build-app.sh --check
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

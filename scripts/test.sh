@@ -5,7 +5,9 @@
 # SKIPPED line (and fail instead when MEDIABOX_REQUIRE_PG=1). S3 tests run on s3s-fs,
 # installed once by scripts/tools.sh (MEDIABOX_REQUIRE_S3=1 makes its absence a failure).
 # Real tus clients (tus-js-client under node, tuspy) upload to the server in the e2e
-# tests, installed the same way (MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure).
+# tests, installed the same way (MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure),
+# and so are playwright-core and Debian's chromium for the web app's browser tests
+# (MEDIABOX_REQUIRE_BROWSER=1).
 # The e2e tests start a second `mediabox` process: this script builds it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +62,8 @@ tool() { # VAR TOOL what-skips
 tool MEDIABOX_S3FS_BIN s3s-fs "S3 tests"
 tool MEDIABOX_TUS_JS tus-js-client "tus-js-client tests"
 tool MEDIABOX_TUSPY tuspy "tuspy tests"
+tool MEDIABOX_PLAYWRIGHT playwright-core "browser tests"
+tool MEDIABOX_CHROMIUM chromium "browser tests"
 
 # The e2e tests start a second `mediabox serve` process from the built binary; test
 # runners build test targets only.

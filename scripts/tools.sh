@@ -5,6 +5,8 @@
 #   scripts/tools.sh rustus   -> path of the rustus binary (a tus server, beside mediabox in make bench)
 #   scripts/tools.sh tus-js-client -> a node_modules folder holding tus-js-client (for NODE_PATH)
 #   scripts/tools.sh tuspy    -> a python with tuspy installed
+#   scripts/tools.sh playwright-core -> a node_modules folder holding playwright-core (for NODE_PATH)
+#   scripts/tools.sh chromium -> Debian's chromium, installed with apt when missing and running as root
 set -euo pipefail
 TOOLS="${MEDIABOX_TOOLS_DIR:-$HOME/.cache/mediabox-tools}"
 mkdir -p "$TOOLS"
@@ -48,8 +50,28 @@ case "${1:-}" in
     fi
     echo "$dir/bin/python"
     ;;
+  playwright-core)
+    # Drives the browser in the web app's tests; never downloads a browser of its own.
+    command -v npm >/dev/null || { echo "playwright-core needs node and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+    dir="$TOOLS/playwright-core-1.64.1"
+    if [ ! -f "$dir/node_modules/playwright-core/package.json" ]; then
+      echo "installing playwright-core 1.64.1 into $TOOLS (seconds, once)" >&2
+      mkdir -p "$dir"
+      npm install --prefix "$dir" --no-audit --no-fund --silent playwright-core@1.64.1 >&2
+    fi
+    echo "$dir/node_modules"
+    ;;
+  chromium)
+    if [ ! -x /usr/bin/chromium ]; then
+      [ "$(id -u)" = 0 ] || { echo "chromium is missing: apt-get install chromium (as root)" >&2; exit 1; }
+      echo "installing Debian's chromium with apt (about a minute, once)" >&2
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 chromium >&2
+    fi
+    echo /usr/bin/chromium
+    ;;
   *)
-    echo "usage: $0 s3s-fs|rustus|tus-js-client|tuspy" >&2
+    echo "usage: $0 s3s-fs|rustus|tus-js-client|tuspy|playwright-core|chromium" >&2
     exit 2
     ;;
 esac

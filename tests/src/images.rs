@@ -151,3 +151,33 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A landscape-like JPEG of `w` x `h` (sky, sun, two rows of hills, sea), its colours and
+/// shapes varied by `seed`: what a gallery of photos looks like in a screenshot.
+#[must_use]
+pub fn landscape(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    let s = f32::from(seed);
+    let (wf, hf) = (w as f32, h as f32);
+    let sun = (wf * (0.2 + (s * 0.37) % 0.6), hf * (0.18 + (s * 0.13) % 0.2), hf * 0.08);
+    let dusk = (s * 0.29) % 1.0;
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        let (xf, yf) = (x as f32, y as f32);
+        let t = yf / hf;
+        let hill1 = hf * (0.55 + 0.06 * ((xf / wf) * 6.0 + s).sin());
+        let hill2 = hf * (0.68 + 0.05 * ((xf / wf) * 9.0 + 2.0 * s).cos());
+        let sea = hf * 0.82;
+        let px = if yf > sea {
+            [20.0, 70.0 + 40.0 * t, 120.0 + 30.0 * ((xf * 0.05 + yf * 0.3).sin())]
+        } else if yf > hill2 {
+            [40.0 + 30.0 * dusk, 90.0, 40.0]
+        } else if yf > hill1 {
+            [70.0 + 40.0 * dusk, 120.0, 60.0]
+        } else if ((xf - sun.0).powi(2) + (yf - sun.1).powi(2)).sqrt() < sun.2 {
+            [255.0, 220.0 - 60.0 * dusk, 120.0]
+        } else {
+            [90.0 + 150.0 * dusk * t, 150.0 + 60.0 * t - 50.0 * dusk, 235.0 - 80.0 * dusk * t]
+        };
+        Rgb(px.map(|c| c.clamp(0.0, 255.0) as u8))
+    });
+    encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
+}

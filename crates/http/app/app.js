@@ -258,15 +258,14 @@ async function eventView(id) {
     next = page.next
     if (!next) observer.disconnect()
   }
-  const addTile = (m, first = false) => {
+  const addTile = (m) => {
     if (shown.has(m.id)) return
     const tile = tileOf(m, manager, () => {
       shown.delete(m.id)
       tile.remove()
     })
     shown.set(m.id, tile)
-    if (first) gallery.prepend(tile)
-    else gallery.append(tile)
+    gallery.append(tile)
   }
   const observer = new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) loadPage()
@@ -346,9 +345,11 @@ async function eventView(id) {
       r.status.textContent = 'added'
       r.row.classList.add('done')
     }
-    if (said.media && !said.galleryError) {
+    // The gallery is in the order added: a new photo is its last, shown once the pages
+    // before it are (scrolling there fetches it otherwise).
+    if (said.media && !said.galleryError && !next) {
       const m = await attempt(() => api('GET', said.media))
-      if (m) addTile(m, true)
+      if (m) addTile(m)
     }
   })
   fileInput.addEventListener('change', () => {
