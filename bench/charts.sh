@@ -22,6 +22,7 @@ title() {
     limits) echo "Large upload: ratio to the machine's limit (target 0.85)" ;;
     reads) echo "Reads: requests/s with wrk -c64 (same process)" ;;
     thumbs) echo "Thumbnail of a 12-megapixel JPEG: milliseconds (lower is better)" ;;
+    app) echo "Web app: first thumbnail on screen, ms from navigation (lower is better)" ;;
     *) echo "$1" ;;
   esac
 }

@@ -28,6 +28,7 @@ section() { # title command...
   section "Bulk delete" ./bench/delete.sh
   section "Thumbnails beside vipsthumbnail" ./bench/thumbs.sh
   section "Reads" ./bench/reads.sh
+  section "The web app with a big gallery" ./bench/app.sh
 } 2>&1 | tee "$OUT"
 total=$(( $(date +%s) - started ))
 echo "make bench took $total s"
@@ -39,7 +40,7 @@ import re, sys
 doc, out, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 text = open(doc).read()
 body = open(out).read().strip()
-charts = "\n".join(f"![{c}](bench/{c}.png)" for c in ("uploads", "limits", "reads", "thumbs"))
+charts = "\n".join(f"![{c}](bench/{c}.png)" for c in ("uploads", "limits", "reads", "thumbs", "app"))
 block = (f"<!-- make bench: start (written by bench/run.sh; edits here are lost) -->\n"
          f"## Latest `make bench`\n\n{body}\n\nWhole run: {total // 60} min {total % 60} s.\n\n{charts}\n"
          f"<!-- make bench: end -->")

@@ -17,6 +17,9 @@
 //! or more is one PATCH streaming the whole file. `tus-small-cwu` sends each file in its
 //! creation request (creation-with-upload). `tus-cut URL BYTES CUT` starts one PATCH of
 //! BYTES, breaks the connection after CUT bytes, and prints how many the server kept.
+//! `upload-bench gallery-seed URL TOKEN COUNT CLIENTS` makes an event and uploads COUNT
+//! distinct small photos into its gallery (tus creation-with-upload with the event in the
+//! metadata, CLIENTS at once); prints the event's id.
 //! `upload-bench make-jpeg PATH WIDTH HEIGHT` writes a photo-like JPEG (gradients and
 //! grain, quality 90) for the thumbnail benchmark.
 //! `upload-bench thumbs URL TOKEN PATH SEQUENTIAL CONCURRENT` uploads SEQUENTIAL +
@@ -364,6 +367,51 @@ async fn main() {
             w.finish().await.expect("complete multipart");
             report(started, Some(bytes), None);
             store.delete(&path).await.expect("delete");
+        }
+        "gallery-seed" => {
+            let (count, clients) = (num(4), usize::try_from(num(5)).unwrap());
+            let r = http
+                .post(format!("{url}/api/v2/event/"))
+                .bearer_auth(&token)
+                .json(&json!({"title": format!("{count} photos")}))
+                .send()
+                .await
+                .expect("event");
+            assert!(r.status().is_success(), "event: {}", r.status());
+            let event = r.json::<serde_json::Value>().await.expect("json")["id"].as_i64().expect("id");
+            let meta = |i: u64| {
+                use base64::Engine as _;
+                let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+                format!("filename {},event {}", b64(&format!("photo-{i:05}.png")), b64(&event.to_string()))
+            };
+            futures_util::stream::iter(0..count)
+                .for_each_concurrent(clients, |i| {
+                    let (http, url, token, meta) = (&http, &url, &token, &meta);
+                    async move {
+                        // A 48 x 32 PNG of its own colours: a real photo's thumbnail path, cheaply.
+                        let img = image::RgbImage::from_fn(48, 32, |x, y| {
+                            image::Rgb([(i * 37 % 256) as u8, (x * 5) as u8, (y * 7 + (i % 97) as u32) as u8])
+                        });
+                        let mut png = std::io::Cursor::new(Vec::new());
+                        img.write_to(&mut png, image::ImageFormat::Png).expect("png");
+                        let png = png.into_inner();
+                        let r = http
+                            .post(format!("{url}/api/v2/media/tus/"))
+                            .bearer_auth(token)
+                            .header("Tus-Resumable", "1.0.0")
+                            .header("Upload-Length", png.len().to_string())
+                            .header("Upload-Metadata", meta(i))
+                            .header("Content-Type", "application/offset+octet-stream")
+                            .body(png)
+                            .send()
+                            .await
+                            .expect("upload");
+                        assert!(r.status().is_success(), "upload: {}", r.status());
+                        assert!(r.headers().get("media-gallery-error").is_none(), "added to the gallery");
+                    }
+                })
+                .await;
+            println!("{}", json!({"event": event, "photos": count}));
         }
         "make-jpeg" => {
             let (w, h) = (u32::try_from(num(3)).unwrap(), u32::try_from(num(4)).unwrap());
