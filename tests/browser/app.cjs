@@ -164,7 +164,17 @@ const items = (page) => page.locator('[data-test=gallery-item]')
   assert.equal((await api(managerToken, 'GET', `/api/v2/event/${eventId}/gallery/`)).count, 2)
   await guestCtx.close()
 
-  step('a large file shows its progress; a reload mid-upload resumes where it stopped')
+  step('a photo dropped on the page uploads too')
+  const dropped = fs.readFileSync(file('guest.png')).toString('base64')
+  await page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
+    const dt = new DataTransfer()
+    dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }))
+    document.querySelector('.drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }))
+  }, dropped)
+  await page.locator('[data-test=gallery-item] figcaption', { hasText: 'dropped.png' }).waitFor({ timeout: 30000 })
+
+  step('a large file shows its progress, pauses and resumes; a reload mid-upload resumes where it stopped')
   const cdp = await managerCtx.newCDPSession(page)
   await cdp.send('Network.enable')
   // About 1.5 MB/s up: the 6 MiB file takes seconds.
@@ -175,6 +185,13 @@ const items = (page) => page.locator('[data-test=gallery-item]')
   await page.screenshot({ path: path.join(shots, 'upload.png') })
   const before = Number(await bar.getAttribute('aria-valuenow'))
   assert.ok(before >= 15 && before < 100, `progress shown: ${before}`)
+  const row = page.locator('.uploads li', { hasText: 'large.bin' })
+  const stopped = page.waitForEvent('requestfailed', (r) => r.method() === 'PATCH')
+  await row.getByRole('button', { name: 'Pause' }).click()
+  await stopped
+  const resumed = page.waitForRequest((r) => r.method() === 'PATCH' && Number(r.headers()['upload-offset']) > 0)
+  await row.getByRole('button', { name: 'Resume' }).click()
+  await resumed
   await page.reload()
   await page.locator('[data-test=file-input]').waitFor({ state: 'attached' })
   const patches = []
@@ -188,6 +205,11 @@ const items = (page) => page.locator('[data-test=gallery-item]')
   const bytes = fs.statSync(file('large.bin')).size
   const gallery = await api(managerToken, 'GET', `/api/v2/event/${eventId}/gallery/?page_size=50`)
   assert.ok(gallery.results.some((m) => m.filename === 'large.bin' && m.size === bytes), 'the whole file arrived once')
+
+  step('a token the server refuses returns to sign-in')
+  await page.evaluate(() => sessionStorage.setItem('mediabox.token', 'not-a-token'))
+  await page.reload()
+  await page.locator('[data-test=token-input]').waitFor()
 
   step('nothing was requested from another host')
   const foreign = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:'))

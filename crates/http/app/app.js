@@ -212,7 +212,8 @@ async function eventsView() {
 async function eventView(id) {
   const event = await attempt(() => api('GET', `/api/v2/event/${id}/`))
   if (!event) {
-    main.replaceChildren(el('a', { href: '#/', text: '← Events' }))
+    // Signed out by a 401: the sign-in view stays.
+    if (token) main.replaceChildren(el('a', { href: '#/', text: '← Events' }))
     return
   }
   const manager = event.managers.includes(claims().sub)
