@@ -19,3 +19,4 @@ mod s3;
 mod tus;
 mod tus_clients;
 mod uploads;
+mod validation;

@@ -111,6 +111,24 @@ async fn the_openapi_document_lists_every_route_and_the_docs_are_served() -> Tes
             assert!(paths.get(p).and_then(|x| x.get(*m)).is_some(), "{m} {p} missing from the OpenAPI document");
         }
     }
+    // Errors are documented once and everywhere: problem+json, 401 where a token is needed.
+    let problem = "#/components/schemas/Problem";
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let op = &doc["paths"]["/api/v2/event/{id}/"]["get"];
+    for code in ["401", "404", "503"] {
+        assert_eq!(op["responses"][code]["content"]["application/problem+json"]["schema"]["$ref"], problem, "{code}");
+    }
+    // The open routes need no token.
+    for p in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(doc["paths"][p]["get"]["security"], serde_json::json!([{}]), "{p}");
+        assert!(doc["paths"][p]["get"]["responses"].get("401").is_none(), "{p}");
+    }
+    // The rest API's two organization headers are alternatives: neither is required alone.
+    let params = doc["paths"]["/rest/api/products"]["get"]["parameters"].as_array().ok_or("parameters")?;
+    for name in ["X-Organization-Id", "X-Flowkiwi-Organization-Id"] {
+        let p = params.iter().find(|p| p["name"] == name).ok_or(name)?;
+        assert_eq!((p["in"].as_str(), p["required"].as_bool()), (Some("header"), Some(false)), "{name}");
+    }
     Ok(())
 }
 

@@ -88,13 +88,63 @@ pub fn from_value<T: DeserializeOwned + Validate>(v: Value) -> Result<T, ApiErro
         } else {
             path.split(['.', '[']).next().unwrap_or("body").to_owned()
         };
-        ApiError::bad_field(&field, format!("{field}: {inner}"))
+        ApiError::bad_field(&field, in_words(&field, &inner))
     })?;
     t.validate().map_err(|errs| {
-        let field = errs.field_errors().keys().next().map_or_else(|| "body".to_owned(), ToString::to_string);
-        ApiError::bad_field(&field, format!("{field}: {errs}"))
+        let (field, wanted) = first_violation(&errs);
+        ApiError::bad_field(&field, format!("{field} {wanted}"))
     })?;
     Ok(t)
+}
+
+/// A serde error about `field` as a person reads it: `title is required`, `media must
+/// be an integer, not a boolean`.
+fn in_words(field: &str, serde_says: &str) -> String {
+    let plain = serde_says.replace('`', "");
+    if plain.starts_with("missing field") {
+        return format!("{field} is required");
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((got, expected)) = plain.strip_prefix(prefix).and_then(|r| r.split_once(", expected ")) {
+            let expected = expected.split(" at line ").next().unwrap_or(expected);
+            return format!("{field} must be {expected}, not {got}");
+        }
+    }
+    let plain = plain.split(" at line ").next().unwrap_or(&plain);
+    if plain.starts_with("must be") {
+        return format!("{field} {plain}");
+    }
+    format!("{field}: {plain}")
+}
+
+/// The first field that failed validation (in name order, so the answer is stable) and
+/// what it must be, in words: `title must be 1 to 200 characters`.
+fn first_violation(errs: &validator::ValidationErrors) -> (String, String) {
+    let fields = errs.field_errors();
+    let mut names: Vec<_> = fields.keys().collect();
+    names.sort();
+    let Some(name) = names.first() else { return ("body".to_owned(), "is invalid".to_owned()) };
+    let wanted = fields[*name].first().map_or_else(|| "is invalid".to_owned(), wanted);
+    ((*name).to_string(), wanted)
+}
+
+/// What one validator asks for, in words.
+fn wanted(e: &validator::ValidationError) -> String {
+    let n = |key: &str| e.params.get(key).and_then(Value::as_u64);
+    let units = match e.params.get("value") {
+        Some(Value::Array(_)) => "items",
+        _ => "characters",
+    };
+    match (e.code.as_ref(), n("min"), n("max"), n("equal")) {
+        ("length", _, _, Some(eq)) => format!("must be exactly {eq} {units}"),
+        ("length", Some(lo), Some(hi), _) => format!("must be {lo} to {hi} {units}"),
+        ("length", Some(lo), None, _) => format!("must be at least {lo} {units}"),
+        ("length", None, Some(hi), _) => format!("must be at most {hi} {units}"),
+        ("range", Some(lo), Some(hi), _) => format!("must be from {lo} to {hi}"),
+        ("range", Some(lo), None, _) => format!("must be at least {lo}"),
+        ("range", None, Some(hi), _) => format!("must be at most {hi}"),
+        _ => e.message.as_ref().map_or_else(|| "is invalid".to_owned(), |m| format!("is invalid: {m}")),
+    }
 }
 
 /// Serde helpers for integers that arrive as numbers (JSON) or strings (forms).
@@ -111,7 +161,7 @@ pub mod int {
     fn one<E: serde::de::Error>(v: IntOrString) -> Result<i64, E> {
         match v {
             IntOrString::Int(i) => Ok(i),
-            IntOrString::Str(s) => s.trim().parse().map_err(|_| E::custom(format!("{s:?} is not an integer"))),
+            IntOrString::Str(s) => s.trim().parse().map_err(|_| E::custom("must be an integer")),
         }
     }
 
@@ -120,7 +170,7 @@ pub mod int {
     /// # Errors
     /// When the value is neither an integer nor a string holding one.
     pub fn single<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        one(IntOrString::deserialize(d)?)
+        one(IntOrString::deserialize(d).map_err(|_| serde::de::Error::custom("must be an integer"))?)
     }
 
     /// A list of integers.
@@ -128,7 +178,9 @@ pub mod int {
     /// # Errors
     /// When an element is neither an integer nor a string holding one.
     pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
-        Vec::<IntOrString>::deserialize(d)?.into_iter().map(one).collect()
+        let items =
+            Vec::<IntOrString>::deserialize(d).map_err(|_| serde::de::Error::custom("must be a list of integers"))?;
+        items.into_iter().map(one).collect()
     }
 }
 
@@ -162,5 +214,34 @@ mod tests {
         let e = from_value::<Probe>(json!({"media": 0})).err().map(|e| e.members["field"].clone());
         assert_eq!(e, Some(json!("media")));
         assert_eq!(from_value::<Probe>(json!({"media": "12"})).ok().map(|p| p.media), Some(12));
+    }
+
+    #[derive(Debug, serde::Deserialize, Validate)]
+    struct Named {
+        #[validate(length(min = 1, max = 200))]
+        title: String,
+        #[validate(length(equal = 32))]
+        md5: Option<String>,
+        #[validate(length(max = 3))]
+        tags: Option<Vec<String>>,
+    }
+
+    fn detail<T: DeserializeOwned + Validate + std::fmt::Debug>(v: Value) -> String {
+        from_value::<T>(v).err().map(|e| e.detail.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn errors_say_in_words_what_is_wanted() {
+        assert_eq!(detail::<Named>(json!({"title": ""})), "title must be 1 to 200 characters");
+        assert_eq!(detail::<Named>(json!({"title": "a", "md5": "ab"})), "md5 must be exactly 32 characters");
+        assert_eq!(
+            detail::<Named>(json!({"title": "a", "tags": ["a", "b", "c", "d"]})),
+            "tags must be at most 3 items"
+        );
+        assert_eq!(detail::<Named>(json!({})), "title is required");
+        assert_eq!(detail::<Named>(json!({"title": 5})), "title must be a string, not integer 5");
+        assert_eq!(detail::<Probe>(json!({"media": 0})), "media must be at least 1");
+        assert_eq!(detail::<Probe>(json!({"media": true})), "media must be an integer");
+        assert_eq!(detail::<Probe>(json!({"media": "x"})), "media must be an integer");
     }
 }

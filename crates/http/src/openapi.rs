@@ -19,6 +19,97 @@ impl Modify for BearerAuth {
     }
 }
 
+/// RFC 9457 problem details: the body of every error (SPEC 8).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/offset-mismatch`.
+    r#type: String,
+    /// A short summary of the kind, e.g. `Conflict`.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong here, for a person.
+    detail: String,
+    /// The request path.
+    instance: String,
+    /// The request id (also in `X-Request-Id`).
+    #[schema(rename = "requestId")]
+    request_id: String,
+    /// The field of the request that is wrong (400).
+    field: Option<String>,
+    /// Permissions the caller lacks (403).
+    #[schema(rename = "missingPermissions")]
+    missing_permissions: Option<Vec<String>>,
+    /// IRIs of what still references the resource (409).
+    references: Option<Vec<String>>,
+    /// The upload's current offset (upload conflicts).
+    offset: Option<u64>,
+}
+
+/// Every error answered with the same problem+json body, documented once: each error
+/// status of each operation gets the `Problem` schema; every operation that needs a
+/// token documents 401 and, since any of them can meet a malformed organization header
+/// or an unreachable database, 400 and 503.
+struct Problems;
+
+impl Modify for Problems {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.schemas.insert("Problem".into(), <Problem as utoipa::PartialSchema>::schema());
+        let problem = || ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("Problem")))).build();
+        let global_security = api.security.clone();
+        for item in api.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                let open = op.security.as_ref().is_some_and(|s| s.iter().all(|r| *r == Default::default()));
+                let secured = !open && (op.security.is_some() || global_security.is_some());
+                let responses = &mut op.responses.responses;
+                if secured {
+                    for (code, why) in [
+                        ("400", "the request is malformed: the problem's `field` names what is wrong"),
+                        ("401", "no token, or one that is not valid"),
+                        ("503", "the database or the storage is unreachable; retry shortly"),
+                    ] {
+                        responses
+                            .entry(code.to_owned())
+                            .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(why).build()));
+                    }
+                }
+                for (code, response) in responses.iter_mut() {
+                    let is_error = code.starts_with('4') || code.starts_with('5');
+                    if let (true, RefOr::T(r)) = (is_error, response) {
+                        if r.description.is_empty() {
+                            r.description = reason(code).to_owned();
+                        }
+                        r.content.clear();
+                        r.content.insert("application/problem+json".into(), RefOr::T(problem()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The standard reason phrase of a status code.
+fn reason(code: &str) -> &'static str {
+    code.parse::<u16>()
+        .ok()
+        .and_then(|c| actix_web::http::StatusCode::from_u16(c).ok())
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("Error")
+}
+
 /// The document, built once per process.
 #[must_use]
 pub fn document() -> &'static utoipa::openapi::OpenApi {
@@ -47,7 +138,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
         dto::MediaDto, dto::UploadDto, dto::CompleteRequest, dto::EventDto, dto::CreateEventRequest,
         dto::ManagerRequest, dto::AddToGalleryRequest, dto::RemoveFromGalleryRequest, dto::MediaPage, dto::EventPage,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Problems),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;

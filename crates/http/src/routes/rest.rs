@@ -55,6 +55,22 @@ fn item_json(i: &CatalogItem, with_context: bool) -> Value {
     Value::Object(m)
 }
 
+/// The organization headers of the rest API: one of the two is required (seed 003 names
+/// the first; SPEC 1 makes the second its equal). Without either: 400.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct OrgHeaders {
+    /// The acting organization (or send `X-Organization-Id`; one of the two is required).
+    #[serde(rename = "X-Flowkiwi-Organization-Id")]
+    #[param(rename = "X-Flowkiwi-Organization-Id")]
+    pub flowkiwi: Option<String>,
+    /// The acting organization (or send `X-Flowkiwi-Organization-Id`).
+    #[serde(rename = "X-Organization-Id")]
+    #[param(rename = "X-Organization-Id")]
+    pub organization: Option<String>,
+}
+
 fn path_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| ApiError::not_found("no such resource"))
 }
@@ -99,7 +115,7 @@ fn item_input(v: &Value) -> Result<ItemInput, ApiError> {
 
 /// A media as JSON-LD.
 #[utoipa::path(get, path = "/rest/api/medias/{uuid}", tag = "rest",
-    params(("uuid" = String, Path), ("X-Flowkiwi-Organization-Id" = String, Header)),
+    params(("uuid" = String, Path), OrgHeaders),
     responses((status = 200, description = "the media, JSON-LD"), (status = 400), (status = 404)))]
 pub async fn get_media(
     state: web::Data<AppState>,
@@ -122,7 +138,7 @@ pub async fn get_media(
 /// Deletes a media (seed 003): 204; 403 with `missingPermissions`; 404; 409 with the
 /// referencing IRIs in `references`.
 #[utoipa::path(delete, path = "/rest/api/medias/{uuid}", tag = "rest",
-    params(("uuid" = String, Path), ("X-Flowkiwi-Organization-Id" = String, Header)),
+    params(("uuid" = String, Path), OrgHeaders),
     responses((status = 204), (status = 400), (status = 403), (status = 404), (status = 409)))]
 pub async fn delete_media(
     state: web::Data<AppState>,
@@ -207,7 +223,7 @@ async fn delete(state: &AppState, auth: &RestUser, kind: ItemKind, raw_id: &str)
 macro_rules! catalog_routes {
     ($kind:expr, $path:literal, $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
         /// The collection (`hydra:Collection`, 30 a page).
-        #[utoipa::path(get, path = $path, tag = "rest", params(PageParam, ("X-Flowkiwi-Organization-Id" = String, Header)),
+        #[utoipa::path(get, path = $path, tag = "rest", params(PageParam, OrgHeaders),
                             responses((status = 200, description = "hydra:Collection")))]
         pub async fn $list(
             state: web::Data<AppState>,
@@ -218,7 +234,7 @@ macro_rules! catalog_routes {
         }
 
         /// Creates one (`catalog:write`); `medias` are media IRIs of the organization.
-        #[utoipa::path(post, path = $path, tag = "rest", params(("X-Flowkiwi-Organization-Id" = String, Header)),
+        #[utoipa::path(post, path = $path, tag = "rest", params(OrgHeaders),
                             request_body(content = String, content_type = "application/ld+json"),
                             responses((status = 201), (status = 403), (status = 422, description = "`violations`")))]
         pub async fn $create(
@@ -232,7 +248,7 @@ macro_rules! catalog_routes {
 
         /// One item.
         #[utoipa::path(get, path = concat!($path, "/{id}"), tag = "rest",
-                            params(("id" = i64, Path), ("X-Flowkiwi-Organization-Id" = String, Header)),
+                            params(("id" = i64, Path), OrgHeaders),
                             responses((status = 200), (status = 404)))]
         pub async fn $get(
             state: web::Data<AppState>,
@@ -244,7 +260,7 @@ macro_rules! catalog_routes {
 
         /// Changes the fields sent (JSON merge patch; `catalog:write`).
         #[utoipa::path(patch, path = concat!($path, "/{id}"), tag = "rest",
-                            params(("id" = i64, Path), ("X-Flowkiwi-Organization-Id" = String, Header)),
+                            params(("id" = i64, Path), OrgHeaders),
                             request_body(content = String, content_type = "application/merge-patch+json"),
                             responses((status = 200), (status = 403), (status = 404), (status = 422)))]
         pub async fn $update(
@@ -259,7 +275,7 @@ macro_rules! catalog_routes {
 
         /// Deletes one (`catalog:write`); its media stay.
         #[utoipa::path(delete, path = concat!($path, "/{id}"), tag = "rest",
-                            params(("id" = i64, Path), ("X-Flowkiwi-Organization-Id" = String, Header)),
+                            params(("id" = i64, Path), OrgHeaders),
                             responses((status = 204), (status = 403), (status = 404), (status = 409)))]
         pub async fn $delete(
             state: web::Data<AppState>,
