@@ -35,7 +35,7 @@ async fn every_400_names_the_field_and_says_what_is_wanted(s: TestServer) -> Tes
             "/api/v2/media/chunk_upload_complete/".into(),
             json!({"upload_id": "00000000000000000000000000000000", "md5": "ab"}),
             "md5",
-            "md5 must be exactly 32 characters",
+            "md5 must be 32 hexadecimal digits",
         ),
     ];
     for (method, path, body, field, detail) in cases {

@@ -13,6 +13,10 @@ use crate::ports::{Clock, EventRepository, MediaRepository};
 
 /// At most this many media leave a gallery in one request.
 pub const MAX_GALLERY_REMOVE: usize = 1000;
+/// An event's title: 1 to this many characters, not blank.
+pub const TITLE_MAX_CHARS: usize = 200;
+/// An event's description: at most this many characters.
+pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
 
 /// An event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,12 +94,14 @@ pub enum EventError {
 }
 
 fn check_title(title: &str) -> Result<(), EventError> {
-    let t = title.trim();
-    if t.is_empty() {
+    if title.trim().is_empty() {
         return Err(EventError::Invalid { field: "title", reason: "must not be empty".into() });
     }
-    if t.chars().count() > 200 {
-        return Err(EventError::Invalid { field: "title", reason: "must be at most 200 characters".into() });
+    if title.chars().count() > TITLE_MAX_CHARS {
+        return Err(EventError::Invalid {
+            field: "title",
+            reason: format!("must be at most {TITLE_MAX_CHARS} characters"),
+        });
     }
     Ok(())
 }

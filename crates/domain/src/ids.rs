@@ -11,12 +11,15 @@ pub struct InvalidId {
     pub reason: &'static str,
 }
 
+/// A text id's length limit, in characters.
+pub const ID_MAX_CHARS: usize = 128;
+
 fn check_text(kind: &'static str, s: &str) -> Result<(), InvalidId> {
     if s.is_empty() {
         return Err(InvalidId { kind, reason: "empty" });
     }
-    if s.len() > 128 {
-        return Err(InvalidId { kind, reason: "longer than 128 bytes" });
+    if s.chars().count() > ID_MAX_CHARS {
+        return Err(InvalidId { kind, reason: "longer than 128 characters" });
     }
     if s.chars().any(char::is_control) {
         return Err(InvalidId { kind, reason: "contains control characters" });

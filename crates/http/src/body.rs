@@ -147,43 +147,6 @@ fn wanted(e: &validator::ValidationError) -> String {
     }
 }
 
-/// Serde helpers for integers that arrive as numbers (JSON) or strings (forms).
-pub mod int {
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum IntOrString {
-        Int(i64),
-        Str(String),
-    }
-
-    fn one<E: serde::de::Error>(v: IntOrString) -> Result<i64, E> {
-        match v {
-            IntOrString::Int(i) => Ok(i),
-            IntOrString::Str(s) => s.trim().parse().map_err(|_| E::custom("must be an integer")),
-        }
-    }
-
-    /// One integer.
-    ///
-    /// # Errors
-    /// When the value is neither an integer nor a string holding one.
-    pub fn single<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        one(IntOrString::deserialize(d).map_err(|_| serde::de::Error::custom("must be an integer"))?)
-    }
-
-    /// A list of integers.
-    ///
-    /// # Errors
-    /// When an element is neither an integer nor a string holding one.
-    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
-        let items =
-            Vec::<IntOrString>::deserialize(d).map_err(|_| serde::de::Error::custom("must be a list of integers"))?;
-        items.into_iter().map(one).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,9 +163,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize, Validate)]
     struct Probe {
-        #[serde(deserialize_with = "int::single")]
-        #[validate(range(min = 1))]
-        media: i64,
+        media: crate::constrained::Id,
     }
 
     #[test]
@@ -213,7 +174,7 @@ mod tests {
         assert_eq!(e, Some(json!("media")));
         let e = from_value::<Probe>(json!({"media": 0})).err().map(|e| e.members["field"].clone());
         assert_eq!(e, Some(json!("media")));
-        assert_eq!(from_value::<Probe>(json!({"media": "12"})).ok().map(|p| p.media), Some(12));
+        assert_eq!(from_value::<Probe>(json!({"media": "12"})).ok().map(|p| p.media.0), Some(12));
     }
 
     #[derive(Debug, serde::Deserialize, Validate)]

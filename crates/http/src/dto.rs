@@ -1,7 +1,6 @@
 //! The wire shapes of the v2 API and their conversion from domain types. Domain types
 //! carry no serde; these do.
 
-use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use mediabox_domain::event::Event;
 use mediabox_domain::media::Media;
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::body::int;
+use crate::constrained::{CursorText, Hex, Id, IdList, Name, PageSize, Text};
 
 pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -100,14 +99,14 @@ impl From<&Upload> for UploadDto {
 /// Completes an upload.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CompleteRequest {
-    #[validate(length(min = 1, max = 64))]
-    pub upload_id: String,
+    #[schema(inline)]
+    pub upload_id: Text<1, 64>,
     /// Hex MD5 of the whole file, checked when given.
-    #[validate(length(equal = 32))]
-    pub md5: Option<String>,
+    #[schema(inline)]
+    pub md5: Option<Hex<32>>,
     /// Hex SHA-256 of the whole file, checked when given.
-    #[validate(length(equal = 64))]
-    pub sha256: Option<String>,
+    #[schema(inline)]
+    pub sha256: Option<Hex<64>>,
 }
 
 /// An event.
@@ -143,10 +142,10 @@ impl From<Event> for EventDto {
 /// Creates an event.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateEventRequest {
-    #[validate(length(min = 1, max = 200))]
-    pub title: String,
-    #[validate(length(max = 10000))]
-    pub description: Option<String>,
+    #[schema(inline)]
+    pub title: Name<1, { mediabox_domain::event::TITLE_MAX_CHARS }>,
+    #[schema(inline)]
+    pub description: Option<Text<0, { mediabox_domain::event::DESCRIPTION_MAX_CHARS }>>,
     /// RFC 3339.
     pub starts_at: Option<String>,
     /// RFC 3339, not before `starts_at`.
@@ -156,27 +155,24 @@ pub struct CreateEventRequest {
 /// Names a user (a manager to add or remove).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct ManagerRequest {
-    #[validate(length(min = 1, max = 128))]
-    pub user: String,
+    #[schema(inline)]
+    pub user: Name<1, { mediabox_domain::ids::ID_MAX_CHARS }>,
 }
 
 /// Adds a media to a gallery (seed 001).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct AddToGalleryRequest {
     /// Id of the media.
-    #[serde(deserialize_with = "int::single")]
-    #[validate(range(min = 1))]
-    #[schema(example = 42)]
-    pub media: i64,
+    #[schema(inline, example = 42)]
+    pub media: Id,
 }
 
 /// Removes media from a gallery (seed 000).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RemoveFromGalleryRequest {
     /// Ids of the media, at most 1000.
-    #[serde(deserialize_with = "int::list")]
-    #[schema(example = json!([42, 43]))]
-    pub medias: Vec<i64>,
+    #[schema(inline, example = json!([42, 43]))]
+    pub medias: IdList<{ mediabox_domain::event::MAX_GALLERY_REMOVE }>,
 }
 
 /// A page of media.
@@ -200,29 +196,38 @@ pub struct EventPage {
 /// Paging query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
-    /// Items per page, 1 to 500 (default 50).
+    /// Items per page (default 50, at most 500 a page).
+    #[param(value_type = Option<PageSize>, inline)]
     pub page_size: Option<String>,
-    /// An opaque cursor from `next` or `previous`.
+    /// A cursor from `next` or `previous`.
+    #[param(value_type = Option<CursorText>, inline)]
     pub cursor: Option<String>,
 }
 
-/// Encodes a cursor for a URL.
+/// Encodes a cursor for a URL: `a` (after) or `b` (before) and a position, as
+/// [`CursorText::PATTERN`] describes it.
 #[must_use]
 pub fn encode_cursor(c: Cursor) -> String {
-    let raw = match c {
+    match c {
         Cursor::After(p) => format!("a{p}"),
         Cursor::Before(p) => format!("b{p}"),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
 }
 
-/// Decodes a cursor from a URL; `None` when it is not one of ours.
+/// Decodes a cursor from a URL; `None` when it is not one of ours. Accepts exactly what
+/// [`CursorText::PATTERN`] matches.
 #[must_use]
 pub fn decode_cursor(s: &str) -> Option<Cursor> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
-    let raw = std::str::from_utf8(&raw).ok()?;
-    let n: i64 = raw.get(1..)?.parse().ok()?;
-    match raw.as_bytes().first()? {
+    let digits = s.get(1..)?;
+    let canonical = !digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if !canonical {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    match s.as_bytes().first()? {
         b'a' => Some(Cursor::After(n)),
         b'b' => Some(Cursor::Before(n)),
         _ => None,

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod constrained;
 pub mod cors;
 pub mod dto;
 pub mod error;

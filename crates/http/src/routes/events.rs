@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::auth::AuthUser;
 use crate::body;
+use crate::constrained::PageSize;
 use crate::dto::{
     decode_cursor, page_links, AddToGalleryRequest, CreateEventRequest, EventDto, EventPage, ManagerRequest, MediaDto,
     MediaPage, PageQuery, RemoveFromGalleryRequest,
@@ -20,14 +21,15 @@ use crate::state::AppState;
 fn page_request(q: &PageQuery) -> Result<PageRequest, ApiError> {
     let size = match q.page_size.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(
-            s.parse::<u32>().map_err(|_| ApiError::bad_field("page_size", "page_size must be a positive integer"))?,
-        ),
+        Some(s) => Some(PageSize::parse(s).map_err(|why| ApiError::bad_field("page_size", why))?),
     };
-    let cursor = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_field("cursor", "invalid cursor"))?),
-    };
+    let cursor =
+        match q.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                ApiError::bad_field("cursor", "cursor must be one that a page's next or previous gave")
+            })?),
+        };
     Ok(PageRequest::new(size, cursor))
 }
 
@@ -43,7 +45,7 @@ fn date(field: &'static str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, A
 /// The user named by a managers request body.
 fn manager_user(req: &HttpRequest, raw: &[u8]) -> Result<UserId, ApiError> {
     let b: ManagerRequest = body::parse(req, raw, &[])?;
-    UserId::new(b.user.trim()).map_err(|e| ApiError::bad_field("user", e.to_string()))
+    UserId::new(b.user.into_inner().trim()).map_err(|e| ApiError::bad_field("user", e.to_string()))
 }
 
 /// Creates an event; the caller becomes its first manager. Needs `event:write`.
@@ -58,8 +60,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b: CreateEventRequest = body::parse(&req, &raw, &[])?;
     let input = EventInput {
-        title: b.title,
-        description: b.description,
+        title: b.title.into_inner(),
+        description: b.description.map(|d| d.0),
         starts_at: date("starts_at", b.starts_at.as_deref())?,
         ends_at: date("ends_at", b.ends_at.as_deref())?,
     };
@@ -189,7 +191,7 @@ pub async fn add_to_gallery(
 ) -> Result<HttpResponse, ApiError> {
     let id = event_id(&path)?;
     let b: AddToGalleryRequest = body::parse(&req, &raw, &[])?;
-    let media_id = MediaId::new(b.media).map_err(|e| ApiError::bad_field("media", e.to_string()))?;
+    let media_id = MediaId::new(b.media.0).map_err(|e| ApiError::bad_field("media", e.to_string()))?;
     let media = state.events.add_to_gallery(&auth.0, id, media_id).await?;
     Ok(HttpResponse::Ok().json(media_dto(&state, &req, media)))
 }
@@ -210,6 +212,7 @@ pub async fn remove_from_gallery(
     let b: RemoveFromGalleryRequest = body::parse(&req, &raw, &["medias"])?;
     let ids = b
         .medias
+        .0
         .into_iter()
         .map(|m| MediaId::new(m).map_err(|e| ApiError::bad_field("medias", e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;

@@ -149,10 +149,10 @@ pub async fn complete(
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: CompleteRequest = body::parse(&req, &raw, &[])?;
-    let id = upload_id(&body.upload_id).map_err(|_| ApiError::not_found("no such upload"))?;
+    let id = upload_id(&body.upload_id.0).map_err(|_| ApiError::not_found("no such upload"))?;
     let checksum = match (body.sha256, body.md5) {
-        (Some(s), _) => Some(Checksum::Sha256(s)),
-        (None, Some(m)) => Some(Checksum::Md5(m)),
+        (Some(s), _) => Some(Checksum::Sha256(s.0)),
+        (None, Some(m)) => Some(Checksum::Md5(m.0)),
         (None, None) => None,
     };
     let media = state.uploads.complete(&auth.0, id, checksum).await?;
