@@ -162,16 +162,16 @@ pub struct ManagerRequest {
 /// Adds a media to a gallery (seed 001).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct AddToGalleryRequest {
-    /// Id of the media.
-    #[schema(inline, example = 42)]
+    /// Id of the media, e.g. 42.
+    #[schema(inline)]
     pub media: Id,
 }
 
 /// Removes media from a gallery (seed 000).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RemoveFromGalleryRequest {
-    /// Ids of the media, at most 1000.
-    #[schema(inline, example = json!([42, 43]))]
+    /// Ids of the media, at most 1000, e.g. `[42, 43]`.
+    #[schema(inline)]
     pub medias: IdList<{ mediabox_domain::event::MAX_GALLERY_REMOVE }>,
 }
 
@@ -192,6 +192,29 @@ pub struct EventPage {
     pub previous: Option<String>,
     pub results: Vec<EventDto>,
 }
+
+/// A bulk delete's body (seed 002): `image_ids[]=<uuid>&...` or `{"image_ids": [...]}`.
+/// Entries that are not uuids are ignored like unknown ids; no body deletes nothing.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct DeleteImagesRequest {
+    #[schema(inline)]
+    pub image_ids: Option<BulkIds>,
+}
+
+/// Up to the domain's bulk limit of strings (uuids).
+#[derive(Debug)]
+pub struct BulkIds;
+
+impl utoipa::PartialSchema for BulkIds {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String))
+            .max_items(Some(mediabox_domain::media::MAX_BULK_DELETE))
+            .into()
+    }
+}
+impl ToSchema for BulkIds {}
 
 /// Paging query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -24,7 +24,7 @@ fn image_ids(v: &Value) -> Result<Vec<uuid::Uuid>, ApiError> {
 /// Deletes the images among `image_ids` that the caller may delete (`media:delete`, or
 /// their own uploads) and that nothing references; answers the uuids actually deleted.
 #[utoipa::path(delete, path = "/api/v1/images", tag = "images",
-    request_body(content = String, description = "`image_ids[]=<uuid>&image_ids[]=...` or `{\"image_ids\": [...]}`",
+    request_body(content = Option<crate::dto::DeleteImagesRequest>, description = "`image_ids[]=<uuid>&image_ids[]=...` or `{\"image_ids\": [...]}`; optional",
         content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "the uuids deleted", body = Vec<String>), (status = 400), (status = 401)))]
 pub async fn delete(

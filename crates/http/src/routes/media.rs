@@ -28,10 +28,20 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(media_dto(&state, &req, media)))
 }
 
+/// The renditions' names.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum VariantName {
+    Thumb,
+    Preview,
+}
+
 /// The signature of a signed file URL, and which rendition.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SignedQuery {
     /// `thumb` (fits in 320x320) or `preview` (fits in 1600x1600); the original without.
+    #[param(value_type = Option<VariantName>, inline)]
     pub variant: Option<String>,
     pub org: Option<String>,
     pub expires: Option<i64>,

@@ -152,7 +152,22 @@ pub async fn delete_media(
 /// `?page=` of a collection.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 pub struct PageParam {
-    pub page: Option<u32>,
+    /// The page, from 1 (the first, when left out).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
+    pub page: Option<String>,
+}
+
+impl PageParam {
+    fn number(&self) -> Result<Option<u32>, ApiError> {
+        self.page
+            .as_deref()
+            .map(|p| {
+                p.trim().parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::bad_field("page", format!("page must be an integer from 1 to {}", u32::MAX))
+                })
+            })
+            .transpose()
+    }
 }
 
 async fn list(state: &AppState, auth: &RestUser, kind: ItemKind, page: Option<u32>) -> Result<HttpResponse, ApiError> {
@@ -230,7 +245,7 @@ macro_rules! catalog_routes {
             auth: RestUser,
             q: web::Query<PageParam>,
         ) -> Result<HttpResponse, ApiError> {
-            list(&state, &auth, $kind, q.page).await
+            list(&state, &auth, $kind, q.number()?).await
         }
 
         /// Creates one (`catalog:write`); `medias` are media IRIs of the organization.

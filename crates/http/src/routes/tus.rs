@@ -27,6 +27,14 @@ pub const TUS_CHECKSUMS: &str = "sha1,md5,sha256";
 pub const TUS_PATH: &str = "/api/v2/media/tus/";
 const OFFSET_STREAM: &str = "application/offset+octet-stream";
 
+/// The one value of `Tus-Resumable` (412 otherwise).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum TusResumable {
+    #[schema(rename = "1.0.0")]
+    V1,
+}
+
 /// `Tus-Resumable` on every answer of the tus routes, errors included.
 #[must_use]
 pub fn resumable_header() -> actix_web::middleware::DefaultHeaders {
@@ -209,7 +217,7 @@ fn options(state: &AppState) -> HttpResponse {
 /// The uploads collection: `POST` creates, `OPTIONS` tells the protocol.
 #[utoipa::path(post, path = "/api/v2/media/tus/", tag = "tus",
     params(
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Tus-Resumable" = inline(TusResumable), Header, description = "`1.0.0`"),
         ("Upload-Length" = Option<u64>, Header, description = "the file's size (or `Upload-Defer-Length: 1`)"),
         ("Upload-Metadata" = Option<String>, Header, description = "`filename BASE64,event BASE64`"),
         ("Upload-Concat" = Option<String>, Header, description = "`partial`, or `final;URL URL ...`"),
@@ -231,7 +239,7 @@ pub async fn collection(
 
 /// One upload: `HEAD` tells its offset, `PATCH` appends, `DELETE` terminates.
 #[utoipa::path(patch, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
-    params(("upload_id" = String, Path), ("Tus-Resumable" = String, Header), ("Upload-Offset" = u64, Header),
+    params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header), ("Upload-Offset" = u64, Header),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha1|md5|sha256 BASE64`")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "appended; `Upload-Offset`, and `Media-Location` when the last byte completed it"),
@@ -263,14 +271,14 @@ pub async fn resource(
 
 /// `HEAD` on an upload (documented apart: OpenAPI lists one operation per method).
 #[utoipa::path(head, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
-    params(("upload_id" = String, Path), ("Tus-Resumable" = String, Header)),
+    params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header)),
     responses((status = 200, description = "`Upload-Offset`, `Upload-Length` (or `Upload-Defer-Length`), `Upload-Expires`, `Media-Location` once complete"),
         (status = 401), (status = 404), (status = 410), (status = 412)))]
 pub fn head_doc() {}
 
 /// `DELETE` on an upload (documented apart).
 #[utoipa::path(delete, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
-    params(("upload_id" = String, Path), ("Tus-Resumable" = String, Header)),
+    params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header)),
     responses((status = 204, description = "terminated: its bytes are gone (a completed upload's media stays)"),
         (status = 401), (status = 403), (status = 404), (status = 412)))]
 pub fn delete_doc() {}

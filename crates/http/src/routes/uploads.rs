@@ -22,6 +22,21 @@ pub struct FilenameQuery {
     pub filename: Option<String>,
 }
 
+/// `Content-Range` of a chunk.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct RangeHeader {
+    /// Where the chunk goes: `bytes START-END/TOTAL` (END inclusive, TOTAL may be `*`);
+    /// required after the first chunk.
+    #[serde(rename = "Content-Range")]
+    #[param(
+        rename = "Content-Range",
+        pattern = r"^bytes (0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})/((0|[1-9][0-9]{0,17})|\*)$"
+    )]
+    pub content_range: Option<String>,
+}
+
 /// Parses `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
 fn content_range(req: &HttpRequest) -> Result<Option<ChunkRange>, ApiError> {
     let Some(v) = req.headers().get("Content-Range") else { return Ok(None) };
@@ -75,7 +90,7 @@ fn upload_id(raw: &str) -> Result<UploadId, ApiError> {
 }
 
 /// Starts an upload with its first chunk.
-#[utoipa::path(put, path = "/api/v2/media/chunk_upload/", tag = "upload", params(FilenameQuery),
+#[utoipa::path(put, path = "/api/v2/media/chunk_upload/", tag = "upload", params(FilenameQuery, RangeHeader),
     request_body(content = Vec<u8>, description = "the first chunk: a multipart `file` part, or raw bytes", content_type = "application/octet-stream"),
     responses((status = 200, body = UploadDto), (status = 400), (status = 401), (status = 403), (status = 413)))]
 pub async fn start(
@@ -86,6 +101,13 @@ pub async fn start(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let range = content_range(&req)?;
+    let chunked =
+        req.headers().get("Transfer-Encoding").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("chunked"));
+    let length =
+        req.headers().get("Content-Length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if !chunked && length.unwrap_or(0) == 0 {
+        return Err(ApiError::bad_field("file", "the first chunk has no bytes"));
+    }
     let (body, part_name) = chunk_body(&state, &req, payload).await?;
     let name = part_name.or_else(|| query.into_inner().filename).unwrap_or_default();
     let upload = state.uploads.start(&auth.0, &name, range, body).await?;
