@@ -7,25 +7,29 @@ on_both_databases!(
     health_and_readiness_answer,
     metrics_count_requests_by_route_and_status_and_upload_bytes,
     the_swagger_ui_answers_at_docs_with_and_without_the_slash,
-    an_unknown_path_or_a_method_a_path_lacks_answers_a_404_problem,
+    an_unknown_path_answers_404_and_a_method_a_path_lacks_405_with_allow,
 );
 
-async fn an_unknown_path_or_a_method_a_path_lacks_answers_a_404_problem(s: TestServer) -> TestResult {
+async fn an_unknown_path_answers_404_and_a_method_a_path_lacks_405_with_allow(s: TestServer) -> TestResult {
     let u = s.as_user("u-1", "acme", ALL);
     let id = u.upload(&png(4, 4, 1), 100, "a.png").await?["id"].as_i64().ok_or("id")?;
     let gets_it = u.get(&format!("/api/v2/media/{id}/")).send().await?;
     assert_eq!(gets_it.status(), StatusCode::OK);
-    for (method, path) in [
-        (reqwest::Method::GET, "/nowhere".to_owned()),
-        (reqwest::Method::POST, format!("/api/v2/media/{id}/")),
-        (reqwest::Method::GET, "/api/v2/media/chunk_upload/".to_owned()),
-        (reqwest::Method::PUT, "/api/v2/event/".to_owned()),
-        (reqwest::Method::GET, "/api/v2/event".to_owned()),
-        (reqwest::Method::GET, "/api/v2/event/1/nowhere/".to_owned()),
-        (reqwest::Method::POST, "/rest/api/products/1".to_owned()),
+    for path in ["/nowhere", "/api/v2/event", "/api/v2/event/1/nowhere/"] {
+        let r = u.get(path).send().await?;
+        let v = expect_problem(r, StatusCode::NOT_FOUND).await?;
+        assert_eq!(v["instance"], path, "{path}");
+    }
+    for (method, path, allow) in [
+        (reqwest::Method::POST, format!("/api/v2/media/{id}/"), "GET"),
+        (reqwest::Method::GET, "/api/v2/media/chunk_upload/".to_owned(), "PUT"),
+        (reqwest::Method::PUT, "/api/v2/event/".to_owned(), "POST, GET"),
+        (reqwest::Method::POST, "/rest/api/products/1".to_owned(), "GET, PATCH, DELETE"),
+        (reqwest::Method::TRACE, "/healthz".to_owned(), "GET"),
     ] {
         let r = u.req(method.clone(), &path).send().await?;
-        let v = expect_problem(r, StatusCode::NOT_FOUND).await?;
+        assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        let v = expect_problem(r, StatusCode::METHOD_NOT_ALLOWED).await?;
         assert_eq!(v["instance"], path.as_str(), "{method} {path}");
     }
     Ok(())

@@ -85,6 +85,16 @@ impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid-request", "Bad Request", detail)
     }
+    /// 405 for a method a resource lacks, naming the ones it has (`Allow`).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method Not Allowed",
+            format!("this resource answers {allow}"),
+        )
+        .header("Allow", allow)
+    }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail).header("WWW-Authenticate", "Bearer")
     }

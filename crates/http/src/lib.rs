@@ -22,9 +22,10 @@ pub use state::{AppState, Readiness};
 /// Largest non-chunk body accepted (JSON and form bodies).
 pub const MAX_BODY_BYTES: usize = 2 << 20;
 
-/// One path and its methods; another method on it answers 404, as an unknown path does.
-fn at(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(middleware::not_found))
+/// One path and its methods (`allow`, as the `Allow` header lists them); another
+/// method on it answers 405 with `Allow`. An unknown path answers 404.
+fn at(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || middleware::method_not_allowed(allow)))
 }
 
 /// Registers every route. Chunk bodies stream (`web::Payload`); other bodies are small.
@@ -36,13 +37,13 @@ fn at(path: &str) -> actix_web::Resource {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{events, images, media, ops, rest, tus, uploads};
     cfg.app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-        .service(at("/healthz").route(web::get().to(ops::healthz)))
-        .service(at("/readyz").route(web::get().to(ops::readyz)))
-        .service(at("/metrics").route(web::get().to(ops::metrics)))
-        .service(at("/openapi.json").route(web::get().to(ops::openapi)))
-        .service(at("/docs").route(web::get().to(ops::docs_redirect)))
-        .service(at("/app").route(web::get().to(app::redirect)))
-        .service(at("/app/{name:.*}").route(web::get().to(app::asset)))
+        .service(at("/healthz", "GET").route(web::get().to(ops::healthz)))
+        .service(at("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .service(at("/metrics", "GET").route(web::get().to(ops::metrics)))
+        .service(at("/openapi.json", "GET").route(web::get().to(ops::openapi)))
+        .service(at("/docs", "GET").route(web::get().to(ops::docs_redirect)))
+        .service(at("/app", "GET").route(web::get().to(app::redirect)))
+        .service(at("/app/{name:.*}", "GET").route(web::get().to(app::asset)))
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", openapi::document().clone()),
         )
@@ -54,69 +55,69 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .service(web::resource("/").route(web::route().to(tus::collection)))
                         .service(web::resource("/{upload_id}").route(web::route().to(tus::resource))),
                 )
-                .service(at("/chunk_upload/").route(web::put().to(uploads::start)))
-                .service(at("/chunk_upload_complete/").route(web::post().to(uploads::complete)))
+                .service(at("/chunk_upload/", "PUT").route(web::put().to(uploads::start)))
+                .service(at("/chunk_upload_complete/", "POST").route(web::post().to(uploads::complete)))
                 .service(
                     web::scope("/chunk_upload").service(
-                        at("/{upload_id}/")
+                        at("/{upload_id}/", "PUT, GET, DELETE")
                             .route(web::put().to(uploads::append))
                             .route(web::get().to(uploads::status))
                             .route(web::delete().to(uploads::abandon)),
                     ),
                 )
-                .service(at("/{id}/").route(web::get().to(media::get)))
-                .service(at("/{id}/file").route(web::get().to(media::file))),
+                .service(at("/{id}/", "GET").route(web::get().to(media::get)))
+                .service(at("/{id}/file", "GET").route(web::get().to(media::file))),
         )
         .service(
             web::scope("/api/v2/event")
-                .service(at("/").route(web::post().to(events::create)).route(web::get().to(events::list)))
+                .service(at("/", "POST, GET").route(web::post().to(events::create)).route(web::get().to(events::list)))
                 .service(
                     web::scope("/{id}")
                         .service(
-                            at("/")
+                            at("/", "GET, PATCH, DELETE")
                                 .route(web::get().to(events::get))
                                 .route(web::patch().to(events::update))
                                 .route(web::delete().to(events::delete)),
                         )
                         .service(
-                            at("/managers/")
+                            at("/managers/", "POST, DELETE")
                                 .route(web::post().to(events::add_manager))
                                 .route(web::delete().to(events::remove_manager)),
                         )
                         .service(
-                            at("/gallery/")
+                            at("/gallery/", "GET, POST, DELETE")
                                 .route(web::get().to(events::gallery))
                                 .route(web::post().to(events::add_to_gallery))
                                 .route(web::delete().to(events::remove_from_gallery)),
                         ),
                 ),
         )
-        .service(at("/api/v1/images").route(web::delete().to(images::delete)))
+        .service(at("/api/v1/images", "DELETE").route(web::delete().to(images::delete)))
         .service(
             web::scope("/rest/api")
                 .service(
-                    at("/medias/{uuid}")
+                    at("/medias/{uuid}", "GET, DELETE")
                         .route(web::get().to(rest::get_media))
                         .route(web::delete().to(rest::delete_media)),
                 )
                 .service(
-                    at("/products")
+                    at("/products", "GET, POST")
                         .route(web::get().to(rest::list_products))
                         .route(web::post().to(rest::create_product)),
                 )
                 .service(
-                    at("/products/{id}")
+                    at("/products/{id}", "GET, PATCH, DELETE")
                         .route(web::get().to(rest::get_product))
                         .route(web::patch().to(rest::update_product))
                         .route(web::delete().to(rest::delete_product)),
                 )
                 .service(
-                    at("/variants")
+                    at("/variants", "GET, POST")
                         .route(web::get().to(rest::list_variants))
                         .route(web::post().to(rest::create_variant)),
                 )
                 .service(
-                    at("/variants/{id}")
+                    at("/variants/{id}", "GET, PATCH, DELETE")
                         .route(web::get().to(rest::get_variant))
                         .route(web::patch().to(rest::update_variant))
                         .route(web::delete().to(rest::delete_variant)),

@@ -164,6 +164,14 @@ fn is_problem(res: &HttpResponse) -> bool {
         && res.error().and_then(|e| e.as_error::<ApiError>()).is_none()
 }
 
+/// The answer for a method that a path lacks: 405 naming the methods it has.
+///
+/// # Errors
+/// Always: a 405 problem with `Allow`.
+pub async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed(allow))
+}
+
 /// The answer for routes that do not exist.
 ///
 /// # Errors

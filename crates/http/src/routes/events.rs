@@ -20,12 +20,12 @@ use crate::state::AppState;
 
 fn page_request(q: &PageQuery) -> Result<PageRequest, ApiError> {
     let size = match q.page_size.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(PageSize::parse(s).map_err(|why| ApiError::bad_field("page_size", why))?),
     };
     let cursor =
         match q.cursor.as_deref() {
-            None | Some("") => None,
+            None => None,
             Some(c) => Some(decode_cursor(c).ok_or_else(|| {
                 ApiError::bad_field("cursor", "cursor must be one that a page's next or previous gave")
             })?),

@@ -233,7 +233,7 @@ pub async fn collection(
     match method(&req) {
         Method::OPTIONS => Ok(options(&state)),
         Method::POST => create(state, req, payload).await,
-        _ => Err(method_not_allowed()),
+        _ => Err(ApiError::method_not_allowed("POST, OPTIONS")),
     }
 }
 
@@ -265,7 +265,7 @@ pub async fn resource(
             state.uploads.terminate(&actor, id).await?;
             Ok(HttpResponse::NoContent().finish())
         }
-        _ => Err(method_not_allowed()),
+        _ => Err(ApiError::method_not_allowed("HEAD, PATCH, DELETE, OPTIONS")),
     }
 }
 
@@ -287,15 +287,6 @@ pub fn delete_doc() {}
 #[utoipa::path(options, path = "/api/v2/media/tus/", tag = "tus", security(()),
     responses((status = 204, description = "`Tus-Version`, `Tus-Extension`, `Tus-Max-Size`, `Tus-Checksum-Algorithm`")))]
 pub fn options_doc() {}
-
-fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method Not Allowed",
-        "tus uploads take POST (create), HEAD, PATCH, DELETE and OPTIONS",
-    )
-}
 
 async fn create(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     check_version(&req)?;
