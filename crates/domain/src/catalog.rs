@@ -10,6 +10,9 @@ use crate::error::{Forbidden, RepoError};
 use crate::ids::{MediaId, OrgId};
 use crate::ports::{CatalogRepository, Clock, MediaRepository};
 
+/// A product's or variant's name: at most this many characters, not blank.
+pub const NAME_MAX_CHARS: usize = 200;
+
 /// Products and variants share one shape; a variant also names its product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ItemKind {
@@ -127,7 +130,7 @@ impl CatalogService {
             Some(n) if n.trim().is_empty() => {
                 violations.push(Violation { path: "name".into(), message: "This value should not be blank.".into() })
             }
-            Some(n) if n.chars().count() > 200 => violations.push(Violation {
+            Some(n) if n.chars().count() > NAME_MAX_CHARS => violations.push(Violation {
                 path: "name".into(),
                 message: "This value is too long (at most 200 characters).".into(),
             }),

@@ -220,6 +220,39 @@ impl PartialSchema for CursorText {
 }
 impl ToSchema for CursorText {}
 
+/// An IRI of the rest API: `PREFIX` then what `PATTERN` matches (a path of a media by
+/// uuid, or of a product by id). One that names nothing of the organization is a
+/// violation (422), as SPEC 6 says.
+pub struct Iri<const MEDIA: bool>;
+
+impl<const MEDIA: bool> Iri<MEDIA> {
+    #[must_use]
+    pub fn pattern() -> &'static str {
+        if MEDIA {
+            "^/rest/api/medias/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        } else {
+            "^/rest/api/products/[1-9][0-9]{0,17}$"
+        }
+    }
+}
+
+impl<const MEDIA: bool> PartialSchema for Iri<MEDIA> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(Self::pattern())).into()
+    }
+}
+impl<const MEDIA: bool> ToSchema for Iri<MEDIA> {}
+
+/// Media IRIs, in order.
+pub struct MediaIris;
+
+impl PartialSchema for MediaIris {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new().items(Iri::<true>::schema()).into()
+    }
+}
+impl ToSchema for MediaIris {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use crate::constrained::{CursorText, Hex, Id, IdList, Name, PageSize, Text};
+use crate::constrained::{CursorText, Hex, Id, IdList, Iri, MediaIris, Name, PageSize, Text};
 
 pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -96,15 +96,13 @@ impl From<&Upload> for UploadDto {
     }
 }
 
-/// Completes an upload.
+/// Completes an upload; `md5` and `sha256` (hex, of the whole file) are checked when given.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CompleteRequest {
     #[schema(inline)]
     pub upload_id: Text<1, 64>,
-    /// Hex MD5 of the whole file, checked when given.
     #[schema(inline)]
     pub md5: Option<Hex<32>>,
-    /// Hex SHA-256 of the whole file, checked when given.
     #[schema(inline)]
     pub sha256: Option<Hex<64>>,
 }
@@ -147,8 +145,10 @@ pub struct CreateEventRequest {
     #[schema(inline)]
     pub description: Option<Text<0, { mediabox_domain::event::DESCRIPTION_MAX_CHARS }>>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub starts_at: Option<String>,
     /// RFC 3339, not before `starts_at`.
+    #[schema(format = DateTime)]
     pub ends_at: Option<String>,
 }
 
@@ -159,18 +159,16 @@ pub struct ManagerRequest {
     pub user: Name<1, { mediabox_domain::ids::ID_MAX_CHARS }>,
 }
 
-/// Adds a media to a gallery (seed 001).
+/// Adds a media to a gallery (seed 001): `media` is its id.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct AddToGalleryRequest {
-    /// Id of the media, e.g. 42.
     #[schema(inline)]
     pub media: Id,
 }
 
-/// Removes media from a gallery (seed 000).
+/// Removes media from a gallery (seed 000): `medias`, at most 1000 ids.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RemoveFromGalleryRequest {
-    /// Ids of the media, at most 1000, e.g. `[42, 43]`.
     #[schema(inline)]
     pub medias: IdList<{ mediabox_domain::event::MAX_GALLERY_REMOVE }>,
 }
@@ -215,6 +213,54 @@ impl utoipa::PartialSchema for BulkIds {
     }
 }
 impl ToSchema for BulkIds {}
+
+/// A product to create (JSON-LD or JSON): its name, and the media it shows as IRIs.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProductBody {
+    #[schema(inline)]
+    pub name: Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>,
+    #[schema(inline)]
+    pub medias: Option<MediaIris>,
+}
+
+/// A variant to create: as a product, and the IRI of its product.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VariantBody {
+    #[schema(inline)]
+    pub name: Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>,
+    #[schema(inline)]
+    pub product: Iri<false>,
+    #[schema(inline)]
+    pub medias: Option<MediaIris>,
+}
+
+/// A JSON merge patch of a product or variant: the fields sent change.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ItemPatch {
+    #[schema(inline)]
+    pub name: Option<Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>>,
+    #[schema(inline)]
+    pub product: Option<Iri<false>>,
+    #[schema(inline)]
+    pub medias: Option<MediaIris>,
+}
+
+/// A change to an event: the fields sent change; `null` clears an optional one.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventPatchRequest {
+    #[schema(inline)]
+    pub title: Option<Name<1, { mediabox_domain::event::TITLE_MAX_CHARS }>>,
+    #[schema(inline)]
+    pub description: Option<Text<0, { mediabox_domain::event::DESCRIPTION_MAX_CHARS }>>,
+    #[schema(format = DateTime)]
+    pub starts_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub ends_at: Option<String>,
+}
 
 /// Paging query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -100,7 +100,7 @@ pub async fn get(
 
 /// Changes an event (managers only). `null` clears an optional field.
 #[utoipa::path(patch, path = "/api/v2/event/{id}/", tag = "event", params(("id" = i64, Path)),
-    request_body(content = CreateEventRequest, description = "any subset of the fields", content_type = "application/json"),
+    request_body(content = crate::dto::EventPatchRequest, description = "any subset of the fields", content_type = "application/json"),
     responses((status = 200, body = EventDto), (status = 400), (status = 403), (status = 404)))]
 pub async fn update(
     state: web::Data<AppState>,

@@ -236,7 +236,7 @@ async fn delete(state: &AppState, auth: &RestUser, kind: ItemKind, raw_id: &str)
 }
 
 macro_rules! catalog_routes {
-    ($kind:expr, $path:literal, $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
+    ($kind:expr, $path:literal, $body:ty, $list:ident, $create:ident, $get:ident, $update:ident, $delete:ident) => {
         /// The collection (`hydra:Collection`, 30 a page).
         #[utoipa::path(get, path = $path, tag = "rest", params(PageParam, OrgHeaders),
                             responses((status = 200, description = "hydra:Collection")))]
@@ -250,7 +250,7 @@ macro_rules! catalog_routes {
 
         /// Creates one (`catalog:write`); `medias` are media IRIs of the organization.
         #[utoipa::path(post, path = $path, tag = "rest", params(OrgHeaders),
-                            request_body(content = String, content_type = "application/ld+json"),
+                            request_body(content = $body, content_type = "application/ld+json"),
                             responses((status = 201), (status = 403), (status = 422, description = "`violations`")))]
         pub async fn $create(
             state: web::Data<AppState>,
@@ -276,7 +276,7 @@ macro_rules! catalog_routes {
         /// Changes the fields sent (JSON merge patch; `catalog:write`).
         #[utoipa::path(patch, path = concat!($path, "/{id}"), tag = "rest",
                             params(("id" = i64, Path), OrgHeaders),
-                            request_body(content = String, content_type = "application/merge-patch+json"),
+                            request_body(content = crate::dto::ItemPatch, content_type = "application/merge-patch+json"),
                             responses((status = 200), (status = 403), (status = 404), (status = 422)))]
         pub async fn $update(
             state: web::Data<AppState>,
@@ -305,6 +305,7 @@ macro_rules! catalog_routes {
 catalog_routes!(
     ItemKind::Product,
     "/rest/api/products",
+    crate::dto::ProductBody,
     list_products,
     create_product,
     get_product,
@@ -314,6 +315,7 @@ catalog_routes!(
 catalog_routes!(
     ItemKind::Variant,
     "/rest/api/variants",
+    crate::dto::VariantBody,
     list_variants,
     create_variant,
     get_variant,

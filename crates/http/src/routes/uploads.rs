@@ -37,6 +37,20 @@ pub struct RangeHeader {
     pub content_range: Option<String>,
 }
 
+/// `Content-Range` of a chunk after the first: required.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct NextRangeHeader {
+    /// Where the chunk goes: `bytes START-END/TOTAL` (END inclusive, TOTAL may be `*`).
+    #[serde(rename = "Content-Range")]
+    #[param(
+        rename = "Content-Range",
+        pattern = r"^bytes (0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})/((0|[1-9][0-9]{0,17})|\*)$"
+    )]
+    pub content_range: String,
+}
+
 /// Parses `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
 fn content_range(req: &HttpRequest) -> Result<Option<ChunkRange>, ApiError> {
     let Some(v) = req.headers().get("Content-Range") else { return Ok(None) };
