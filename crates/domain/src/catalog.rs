@@ -130,6 +130,10 @@ impl CatalogService {
             Some(n) if n.trim().is_empty() => {
                 violations.push(Violation { path: "name".into(), message: "This value should not be blank.".into() })
             }
+            Some(n) if n.chars().any(char::is_control) => violations.push(Violation {
+                path: "name".into(),
+                message: "This value should not contain control characters.".into(),
+            }),
             Some(n) if n.chars().count() > NAME_MAX_CHARS => violations.push(Violation {
                 path: "name".into(),
                 message: "This value is too long (at most 200 characters).".into(),

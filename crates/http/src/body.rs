@@ -10,7 +10,8 @@ use validator::Validate;
 
 use crate::error::ApiError;
 
-/// Turns a form body into a JSON object; keys in `lists` are always arrays.
+/// Turns a form body into a JSON object; keys in `lists` are arrays when they are there
+/// (a form cannot say "an empty list", so a list left out is missing, not empty).
 #[must_use]
 pub fn form_to_json(body: &[u8], lists: &[&str]) -> Value {
     let mut m = Map::new();
@@ -30,9 +31,6 @@ pub fn form_to_json(body: &[u8], lists: &[&str]) -> Value {
                 m.insert(key, Value::String(v.into_owned()));
             }
         }
-    }
-    for l in lists {
-        m.entry((*l).to_owned()).or_insert(Value::Array(Vec::new()));
     }
     Value::Object(m)
 }
@@ -158,7 +156,7 @@ mod tests {
         assert_eq!(form_to_json(b"medias[]=42&medias[]=43", &["medias"]), json!({"medias": ["42", "43"]}));
         assert_eq!(form_to_json(b"medias=42", &["medias"]), json!({"medias": ["42"]}));
         assert_eq!(form_to_json(b"media=42", &[]), json!({"media": "42"}));
-        assert_eq!(form_to_json(b"", &["medias"]), json!({"medias": []}));
+        assert_eq!(form_to_json(b"", &["medias"]), json!({}));
     }
 
     #[derive(Debug, serde::Deserialize, Validate)]

@@ -166,11 +166,16 @@ pub struct AddToGalleryRequest {
     pub media: Id,
 }
 
-/// Removes media from a gallery (seed 000): `medias`, at most 1000 ids.
+/// Removes media from a gallery (seed 000): `medias`, at most 1000 ids (none: nothing).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RemoveFromGalleryRequest {
-    #[schema(inline)]
+    #[serde(default = "no_ids")]
+    #[schema(inline, required = false)]
     pub medias: IdList<{ mediabox_domain::event::MAX_GALLERY_REMOVE }>,
+}
+
+fn no_ids<const MAX: usize>() -> IdList<MAX> {
+    IdList(Vec::new())
 }
 
 /// A page of media.
@@ -220,8 +225,8 @@ impl ToSchema for BulkIds {}
 pub struct ProductBody {
     #[schema(inline)]
     pub name: Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>,
-    #[schema(inline)]
-    pub medias: Option<MediaIris>,
+    #[schema(inline, required = false)]
+    pub medias: MediaIris,
 }
 
 /// A variant to create: as a product, and the IRI of its product.
@@ -232,28 +237,28 @@ pub struct VariantBody {
     pub name: Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>,
     #[schema(inline)]
     pub product: Iri<false>,
-    #[schema(inline)]
-    pub medias: Option<MediaIris>,
+    #[schema(inline, required = false)]
+    pub medias: MediaIris,
 }
 
 /// A JSON merge patch of a product or variant: the fields sent change.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ItemPatch {
-    #[schema(inline)]
-    pub name: Option<Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>>,
-    #[schema(inline)]
-    pub product: Option<Iri<false>>,
-    #[schema(inline)]
-    pub medias: Option<MediaIris>,
+    #[schema(inline, required = false)]
+    pub name: Name<1, { mediabox_domain::catalog::NAME_MAX_CHARS }>,
+    #[schema(inline, required = false)]
+    pub product: Iri<false>,
+    #[schema(inline, required = false)]
+    pub medias: MediaIris,
 }
 
 /// A change to an event: the fields sent change; `null` clears an optional one.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EventPatchRequest {
-    #[schema(inline)]
-    pub title: Option<Name<1, { mediabox_domain::event::TITLE_MAX_CHARS }>>,
+    #[schema(inline, required = false)]
+    pub title: Name<1, { mediabox_domain::event::TITLE_MAX_CHARS }>,
     #[schema(inline)]
     pub description: Option<Text<0, { mediabox_domain::event::DESCRIPTION_MAX_CHARS }>>,
     #[schema(format = DateTime)]

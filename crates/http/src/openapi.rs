@@ -101,6 +101,117 @@ impl Modify for Problems {
     }
 }
 
+/// The create-then-use chains, as OpenAPI links: what an answer's body names, and the
+/// operations that take it (a generated client or a stateful fuzzer follows them).
+/// `(path, method, status, [(link name, target path, target method, [(parameter, expression)])])`.
+type Chain = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)])],
+);
+
+const CHAINS: &[Chain] = &[
+    (
+        "/api/v2/event/",
+        "post",
+        "201",
+        &[
+            ("GetEvent", "/api/v2/event/{id}/", "get", &[("id", "$response.body#/id")]),
+            ("UpdateEvent", "/api/v2/event/{id}/", "patch", &[("id", "$response.body#/id")]),
+            ("DeleteEvent", "/api/v2/event/{id}/", "delete", &[("id", "$response.body#/id")]),
+            ("AddToGallery", "/api/v2/event/{id}/gallery/", "post", &[("id", "$response.body#/id")]),
+            ("ListGallery", "/api/v2/event/{id}/gallery/", "get", &[("id", "$response.body#/id")]),
+            ("RemoveFromGallery", "/api/v2/event/{id}/gallery/", "delete", &[("id", "$response.body#/id")]),
+            ("AddManager", "/api/v2/event/{id}/managers/", "post", &[("id", "$response.body#/id")]),
+        ],
+    ),
+    (
+        "/api/v2/media/chunk_upload/",
+        "put",
+        "200",
+        &[
+            (
+                "UploadStatus",
+                "/api/v2/media/chunk_upload/{upload_id}/",
+                "get",
+                &[("upload_id", "$response.body#/upload_id")],
+            ),
+            (
+                "NextChunk",
+                "/api/v2/media/chunk_upload/{upload_id}/",
+                "put",
+                &[("upload_id", "$response.body#/upload_id")],
+            ),
+            (
+                "Abandon",
+                "/api/v2/media/chunk_upload/{upload_id}/",
+                "delete",
+                &[("upload_id", "$response.body#/upload_id")],
+            ),
+        ],
+    ),
+    (
+        "/api/v2/media/chunk_upload_complete/",
+        "post",
+        "200",
+        &[
+            ("GetMedia", "/api/v2/media/{id}/", "get", &[("id", "$response.body#/id")]),
+            ("GetFile", "/api/v2/media/{id}/file", "get", &[("id", "$response.body#/id")]),
+            ("GetRestMedia", "/rest/api/medias/{uuid}", "get", &[("uuid", "$response.body#/uuid")]),
+            ("DeleteMedia", "/rest/api/medias/{uuid}", "delete", &[("uuid", "$response.body#/uuid")]),
+        ],
+    ),
+    (
+        "/rest/api/products",
+        "post",
+        "201",
+        &[
+            ("GetProduct", "/rest/api/products/{id}", "get", &[("id", "$response.body#/id")]),
+            ("UpdateProduct", "/rest/api/products/{id}", "patch", &[("id", "$response.body#/id")]),
+            ("DeleteProduct", "/rest/api/products/{id}", "delete", &[("id", "$response.body#/id")]),
+        ],
+    ),
+    (
+        "/rest/api/variants",
+        "post",
+        "201",
+        &[
+            ("GetVariant", "/rest/api/variants/{id}", "get", &[("id", "$response.body#/id")]),
+            ("UpdateVariant", "/rest/api/variants/{id}", "patch", &[("id", "$response.body#/id")]),
+            ("DeleteVariant", "/rest/api/variants/{id}", "delete", &[("id", "$response.body#/id")]),
+        ],
+    ),
+];
+
+/// Adds [`CHAINS`] to the document.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        for (path, method, status, links) in CHAINS {
+            let Some(item) = api.paths.paths.get_mut(*path) else { continue };
+            let op = match *method {
+                "post" => item.post.as_mut(),
+                "put" => item.put.as_mut(),
+                _ => None,
+            };
+            let Some(RefOr::T(response)) = op.and_then(|o| o.responses.responses.get_mut(*status)) else { continue };
+            for (name, target, target_method, params) in *links {
+                // A JSON pointer into `paths`: `/` in the path is written `~1`.
+                let operation_ref = format!("#/paths/{}/{target_method}", target.replace('~', "~0").replace('/', "~1"));
+                let mut link = LinkBuilder::new().operation_ref(operation_ref);
+                for (param, expression) in *params {
+                    link = link.parameter(*param, *expression);
+                }
+                response.links.insert((*name).to_owned(), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
 /// The standard reason phrase of a status code.
 fn reason(code: &str) -> &'static str {
     code.parse::<u16>()
@@ -138,7 +249,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
         dto::MediaDto, dto::UploadDto, dto::CompleteRequest, dto::EventDto, dto::CreateEventRequest,
         dto::ManagerRequest, dto::AddToGalleryRequest, dto::RemoveFromGalleryRequest, dto::MediaPage, dto::EventPage,
     )),
-    modifiers(&BearerAuth, &Problems),
+    modifiers(&BearerAuth, &Problems, &Links),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;

@@ -35,7 +35,8 @@ fn page_request(q: &PageQuery) -> Result<PageRequest, ApiError> {
 
 fn date(field: &'static str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     v.map(|s| {
-        DateTime::parse_from_rfc3339(s)
+        // RFC 3339 allows a lower-case `t` and `z`; chrono wants them upper-case.
+        DateTime::parse_from_rfc3339(&s.to_ascii_uppercase())
             .map(|d| d.with_timezone(&Utc))
             .map_err(|_| ApiError::bad_field(field, format!("{field} must be an RFC 3339 date-time")))
     })
@@ -100,7 +101,7 @@ pub async fn get(
 
 /// Changes an event (managers only). `null` clears an optional field.
 #[utoipa::path(patch, path = "/api/v2/event/{id}/", tag = "event", params(("id" = i64, Path)),
-    request_body(content = crate::dto::EventPatchRequest, description = "any subset of the fields", content_type = "application/json"),
+    request_body(content = Option<crate::dto::EventPatchRequest>, description = "any subset of the fields (none: no change)", content_type = "application/json"),
     responses((status = 200, body = EventDto), (status = 400), (status = 403), (status = 404)))]
 pub async fn update(
     state: web::Data<AppState>,

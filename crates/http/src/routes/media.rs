@@ -141,7 +141,7 @@ fn send(mut b: actix_web::HttpResponseBuilder, content_type: String, size: u64, 
 #[utoipa::path(get, path = "/api/v2/media/{id}/file", tag = "media",
     params(("id" = i64, Path), SignedQuery),
     responses((status = 200, description = "the bytes"), (status = 206, description = "a range"), (status = 304),
-        (status = 400, description = "an unknown variant"), (status = 404), (status = 416),
+        (status = 400, description = "an unknown variant"), (status = 403, description = "a signed link that is invalid or expired, or no permission"), (status = 404), (status = 416),
         (status = 422, description = "no rendition can be made: image-too-large or image-not-decodable")))]
 pub async fn file(
     state: web::Data<AppState>,
