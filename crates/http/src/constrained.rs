@@ -220,6 +220,21 @@ impl PartialSchema for CursorText {
 }
 impl ToSchema for CursorText {}
 
+/// A chunk's `Content-Range`: `bytes START-END/TOTAL` (TOTAL may be `*`), numbers as the
+/// server reads them (at most 18 digits, no leading zero).
+pub struct ContentRangeText;
+
+impl ContentRangeText {
+    pub const PATTERN: &'static str = r"^bytes (0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})/((0|[1-9][0-9]{0,17})|\*)$";
+}
+
+impl PartialSchema for ContentRangeText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(Self::PATTERN)).into()
+    }
+}
+impl ToSchema for ContentRangeText {}
+
 /// An IRI of the rest API: `PREFIX` then what `PATTERN` matches (a path of a media by
 /// uuid, or of a product by id). One that names nothing of the organization is a
 /// violation (422), as SPEC 6 says.
@@ -282,6 +297,14 @@ mod tests {
         assert_eq!(err::<WithId>(json!({})), "missing field `media`");
         assert_eq!(PageSize::parse("0"), Err("page_size must be an integer from 1 to 4294967295".to_owned()));
         assert_eq!(PageSize::parse("100000"), Ok(100_000));
+    }
+
+    #[test]
+    fn the_documented_patterns_are_the_ones_described() {
+        let doc = |s: RefOr<Schema>| serde_json::to_value(s).unwrap_or_default();
+        assert_eq!(doc(ContentRangeText::schema())["pattern"], ContentRangeText::PATTERN);
+        assert_eq!(doc(CursorText::schema())["pattern"], CursorText::PATTERN);
+        assert_eq!(doc(Hex::<32>::schema())["pattern"], "^[0-9a-fA-F]{32}$");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::body;
+use crate::constrained::ContentRangeText;
 use crate::dto::{CompleteRequest, MediaDto, UploadDto};
 use crate::error::ApiError;
 use crate::routes::media_dto;
@@ -30,10 +31,7 @@ pub struct RangeHeader {
     /// Where the chunk goes: `bytes START-END/TOTAL` (END inclusive, TOTAL may be `*`);
     /// required after the first chunk.
     #[serde(rename = "Content-Range")]
-    #[param(
-        rename = "Content-Range",
-        pattern = r"^bytes (0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})/((0|[1-9][0-9]{0,17})|\*)$"
-    )]
+    #[param(rename = "Content-Range", value_type = Option<ContentRangeText>, inline)]
     pub content_range: Option<String>,
 }
 
@@ -44,10 +42,7 @@ pub struct RangeHeader {
 pub struct NextRangeHeader {
     /// Where the chunk goes: `bytes START-END/TOTAL` (END inclusive, TOTAL may be `*`).
     #[serde(rename = "Content-Range")]
-    #[param(
-        rename = "Content-Range",
-        pattern = r"^bytes (0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})/((0|[1-9][0-9]{0,17})|\*)$"
-    )]
+    #[param(rename = "Content-Range", value_type = ContentRangeText, inline)]
     pub content_range: String,
 }
 
