@@ -303,23 +303,7 @@ impl UploadService {
         }
         self.check_size(range, None)?;
         let now = self.clock.now();
-        let (sha256_state, md5_state) = Hashes::default().to_state();
-        let upload = Upload {
-            id: UploadId::random(),
-            org: actor.org().clone(),
-            user: actor.user().clone(),
-            filename: sanitize_filename(filename),
-            offset: 0,
-            total: range.and_then(|r| r.total),
-            sha256_state,
-            md5_state,
-            created_at: now,
-            expires_at: now + self.limits.ttl,
-            media: None,
-            staging_state: None,
-            event: None,
-            concat: None,
-        };
+        let upload = self.fresh(now, actor, filename, range.and_then(|r| r.total), None, None);
         // Nobody knows this upload's id before its row exists. Unless the store opens
         // something the row must record before bytes flow (S3: a multipart upload), the
         // first chunk streams first and the row is inserted once, already holding it: no
@@ -333,19 +317,51 @@ impl UploadService {
                 self.uploads.create(&upload, lease, now + Duration::seconds(LEASE_SECS)).await?;
                 self.write_leased(upload, lease, range, body).await
             }
-            None => self.write_first(upload, range, body).await,
+            None => self.write_first(upload, range, self.chunk_span(), body, None).await,
         }
     }
 
-    /// The first chunk of an upload that has no row yet (see [`Self::start`]): its bytes,
-    /// then its row. A failure on the way leaves neither.
+    /// A new upload at offset 0 of the actor, made `now`, not yet stored.
+    fn fresh(
+        &self,
+        now: DateTime<Utc>,
+        actor: &Actor,
+        filename: &str,
+        total: Option<u64>,
+        event: Option<EventId>,
+        concat: Option<Concat>,
+    ) -> Upload {
+        let (sha256_state, md5_state) = Hashes::default().to_state();
+        Upload {
+            id: UploadId::random(),
+            org: actor.org().clone(),
+            user: actor.user().clone(),
+            filename: sanitize_filename(filename),
+            offset: 0,
+            total,
+            sha256_state,
+            md5_state,
+            created_at: now,
+            expires_at: now + self.limits.ttl,
+            media: None,
+            staging_state: None,
+            event,
+            concat,
+        }
+    }
+
+    /// The first bytes of an upload that has no row yet (see [`Self::start`]): its bytes,
+    /// then its row, in one statement, holding `hold` as its lease when given (the caller
+    /// goes on under it). A failure on the way leaves neither.
     async fn write_first(
         &self,
         upload: Upload,
         range: Option<ChunkRange>,
+        span: Span<'_>,
         body: IncomingBody,
+        hold: Option<uuid::Uuid>,
     ) -> Result<Upload, ChunkError> {
-        let advance = match self.stream_into_staging(&upload, None, range, self.chunk_span(), body).await {
+        let advance = match self.stream_into_staging(&upload, None, range, span, body).await {
             Ok(a) => a,
             Err(e) => {
                 // Best effort: what is left is stray staging, gc's to remove.
@@ -361,7 +377,11 @@ impl UploadService {
             return Err(ChunkError::Busy { offset: 0 });
         }
         let upload = upload.advanced(advance);
-        if let Err(e) = self.uploads.insert(&upload).await {
+        let recorded = match hold {
+            Some(lease) => self.uploads.create(&upload, lease, self.clock.now() + Duration::seconds(LEASE_SECS)).await,
+            None => self.uploads.insert(&upload).await,
+        };
+        if let Err(e) = recorded {
             let _ = self.blobs.delete_staging(upload.id, upload.staging_state.clone()).await;
             return Err(e.into());
         }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{
-    blob_key, completable, sanitize_filename, Access, BodyChecksum, ChunkAdvance, ChunkError, Concat, Duration, Hashes,
+    blob_key, completable, Access, BodyChecksum, ChunkAdvance, ChunkError, ChunkRange, Concat, Duration, Hashes,
     IncomingBody, Media, Permission, Span, StoreError, StreamExt, Upload, UploadError, UploadId, UploadService,
     LEASE_SECS, UPLOAD_OWNER_PERMISSIONS,
 };
@@ -147,23 +147,7 @@ impl UploadService {
             return Err(ChunkError::UploadTooLarge { limit: self.limits.max_upload_bytes });
         }
         let now = self.clock.now();
-        let (sha256_state, md5_state) = Hashes::default().to_state();
-        let upload = Upload {
-            id: UploadId::random(),
-            org: actor.org().clone(),
-            user: actor.user().clone(),
-            filename: sanitize_filename(&new.filename),
-            offset: 0,
-            total: new.length,
-            sha256_state,
-            md5_state,
-            created_at: now,
-            expires_at: now + self.limits.ttl,
-            media: None,
-            staging_state: None,
-            event: new.event,
-            concat: new.concat,
-        };
+        let upload = self.fresh(now, actor, &new.filename, new.length, new.event, new.concat);
         if let Some(Concat::Final { parts }) = &upload.concat {
             if body.is_some() {
                 return Err(ChunkError::FinalNotWritable);
@@ -201,44 +185,19 @@ impl UploadService {
     }
 
     /// A new upload whose body fits one segment and whose store needs nothing opened
-    /// first (the common photo): its bytes, then its row, in one statement that holds the
-    /// lease only when those bytes complete it, then the media. Nobody knows the id before
-    /// the row exists, so nothing can race it; a failure before the row leaves staging
-    /// bytes that are removed here or by gc's stray staging sweep.
+    /// first (the common photo): the chunk API's first chunk (`write_first`: its bytes,
+    /// then its row in one statement, holding the lease only when those bytes complete
+    /// it), then the media.
     async fn create_with_bytes(&self, upload: Upload, lease: uuid::Uuid, body: Body) -> Result<Progress, ChunkError> {
         let n = body.len.unwrap_or_default();
+        let completes = upload.total == Some(n) && !matches!(upload.concat, Some(Concat::Partial { .. }));
+        // Exactly the length the request announced (the caller checked it fits the upload).
+        let range = match n {
+            0 => None,
+            _ => Some(ChunkRange::new(0, n - 1, upload.total).map_err(ChunkError::BadRange)?),
+        };
         let span = Span { limit: n, hint: Some(n), verify: body.checksum.as_ref() };
-        let streamed = self.stream_into_staging(&upload, None, None, span, body.stream).await;
-        let advance = match streamed {
-            Ok(a) if a.offset == n => a,
-            Ok(a) => {
-                let _ = self.blobs.delete_staging(upload.id, a.staging_state).await;
-                return Err(ChunkError::Store(StoreError::Body(std::io::Error::other(
-                    "the body ended before its Content-Length",
-                ))));
-            }
-            Err(e) => {
-                let _ = self.blobs.delete_staging(upload.id, None).await;
-                return Err(e);
-            }
-        };
-        // gc may sweep row-less staging once older than a lease (see `write_first`).
-        if self.clock.now() > upload.created_at + Duration::seconds(LEASE_SECS) {
-            let _ = self.blobs.delete_staging(upload.id, advance.staging_state).await;
-            return Err(ChunkError::Busy { offset: 0 });
-        }
-        let total = upload.total;
-        let upload = upload.advanced(ChunkAdvance { total, ..advance });
-        let completes = upload.total == Some(upload.offset) && !matches!(upload.concat, Some(Concat::Partial { .. }));
-        let recorded = if completes {
-            self.uploads.create(&upload, lease, self.clock.now() + Duration::seconds(LEASE_SECS)).await
-        } else {
-            self.uploads.insert(&upload).await
-        };
-        if let Err(e) = recorded {
-            let _ = self.blobs.delete_staging(upload.id, upload.staging_state.clone()).await;
-            return Err(e.into());
-        }
+        let upload = self.write_first(upload, range, span, body.stream, completes.then_some(lease)).await?;
         if !completes {
             return Ok(Progress { upload, completed: None });
         }
