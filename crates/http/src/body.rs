@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(detail::<Named>(json!({})), "title is required");
         assert_eq!(detail::<Named>(json!({"title": 5})), "title must be a string, not integer 5");
         assert_eq!(detail::<Probe>(json!({"media": 0})), "media must be at least 1");
-        assert_eq!(detail::<Probe>(json!({"media": true})), "media must be an integer");
+        assert_eq!(detail::<Probe>(json!({"media": true})), "media must be an integer, not boolean true");
         assert_eq!(detail::<Probe>(json!({"media": "x"})), "media must be an integer");
     }
 }

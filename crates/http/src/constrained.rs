@@ -109,27 +109,26 @@ impl<const LEN: usize> PartialSchema for Hex<LEN> {
 }
 impl<const LEN: usize> ToSchema for Hex<LEN> {}
 
-/// An integer, from JSON or from a form's text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IntOrString {
-    Int(i64),
-    Str(String),
-}
-
+/// An integer, from JSON or from a form's text. A field left out stays serde's
+/// "missing field", which names it; anything else says what is wanted.
 fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    // A field left out stays "missing field", which names it.
-    let read = IntOrString::deserialize(d).map_err(|e| {
-        if e.to_string().starts_with("missing field") {
-            e
-        } else {
-            D::Error::custom("must be an integer")
+    struct Integer;
+    impl serde::de::Visitor<'_> for Integer {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
         }
-    });
-    match read? {
-        IntOrString::Int(i) => Ok(i),
-        IntOrString::Str(s) => s.trim().parse().map_err(|_| D::Error::custom("must be an integer")),
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("must be an integer"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim().parse().map_err(|_| E::custom("must be an integer"))
+        }
     }
+    d.deserialize_any(Integer)
 }
 
 /// The id of a stored thing: an integer of at least 1 (a number, or a form's text).
