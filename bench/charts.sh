@@ -26,6 +26,14 @@ title() {
     *) echo "$1" ;;
   esac
 }
+# The line a bar is read against: the target (limits), as fast as rustus (uploads).
+reference() {
+  case $1 in
+    limits) echo 0.85 ;;
+    uploads) echo 1.0 ;;
+    *) echo "" ;;
+  esac
+}
 for chart in $(cut -f1 "$DATA" | sort -u); do
   awk -F'\t' -v c="$chart" '$1 == c {printf "\"%s\"\t%s\n", $2, $3}' "$DATA" >"$OUT/$chart.dat"
   gnuplot <<GP
@@ -37,7 +45,10 @@ set boxwidth 0.6
 set yrange [0:*]
 set grid ytics
 set xtics rotate by -20
+set rmargin 14
+set bmargin 7
 unset key
+$(ref=$(reference "$chart"); [ -n "$ref" ] && echo "set arrow from graph 0, first $ref to graph 1, first $ref nohead lc rgb '#c0392b' dt 2 lw 2")
 plot "$OUT/$chart.dat" using 0:2:xtic(1) with boxes lc rgb "#3b7dd8", \
      "" using 0:2:(sprintf("%g", \$2)) with labels offset 0,0.8
 GP
