@@ -45,7 +45,7 @@ set boxwidth 0.6
 set yrange [0:*]
 set grid ytics
 set xtics rotate by -20
-set rmargin 14
+set rmargin 20
 set bmargin 7
 unset key
 $(ref=$(reference "$chart"); [ -n "$ref" ] && echo "set arrow from graph 0, first $ref to graph 1, first $ref nohead lc rgb '#c0392b' dt 2 lw 2")
