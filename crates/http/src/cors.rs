@@ -27,3 +27,30 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{test, web, App, HttpResponse};
+
+    async fn allowed(origins: &[&str], origin: &str) -> Option<String> {
+        let origins: Vec<String> = origins.iter().map(|o| (*o).to_owned()).collect();
+        let app = test::init_service(
+            App::new().wrap(super::cors(&origins)).route("/", web::get().to(|| async { HttpResponse::Ok().finish() })),
+        )
+        .await;
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/").insert_header(("Origin", origin)).to_request())
+                .await;
+        res.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    #[actix_web::test]
+    async fn the_configured_origin_is_echoed_and_star_only_when_configured() {
+        assert_eq!(
+            allowed(&["https://app.example"], "https://app.example").await.as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(allowed(&["https://app.example"], "https://evil.example").await, None);
+        assert_eq!(allowed(&["*"], "https://anyone.example").await.as_deref(), Some("*"));
+    }
+}

@@ -184,6 +184,10 @@ mod tests {
         assert_eq!(c.max_chunk_bytes, 2048);
         assert_eq!(c.database_url, "sqlite:///srv/mb/mediabox.db");
         assert_eq!(c.max_upload_bytes, 5 << 30);
+        assert!(c.cors_origins.is_empty(), "no CORS unless configured (SPEC 9)");
+        std::fs::write(&file, "cors_origins = \"https://a.example/, https://b.example\"\n")?;
+        let c = Config::load(Some(&file))?;
+        assert_eq!(c.cors_origins, vec!["https://a.example".to_owned(), "https://b.example".to_owned()]);
         std::fs::write(&file, "max_image_pixels = 4000000\n")?;
         std::env::set_var("MEDIABOX_MAX_IMAGE_PIXELS", "12000000");
         let c = Config::load(Some(&file));
