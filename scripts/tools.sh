@@ -7,6 +7,10 @@
 #   scripts/tools.sh tuspy    -> a python with tuspy installed
 #   scripts/tools.sh playwright-core -> a node_modules folder holding playwright-core (for NODE_PATH)
 #   scripts/tools.sh chromium -> Debian's chromium, installed with apt when missing and running as root
+#   scripts/tools.sh schemathesis -> the schemathesis command (PyPI), which fuzzes /openapi.json
+#   scripts/tools.sh openapi-python-client -> the openapi-python-client command (PyPI), which
+#                             generates a client from /openapi.json (in a venv that also has
+#                             what the generated client imports)
 set -euo pipefail
 TOOLS="${MEDIABOX_TOOLS_DIR:-$HOME/.cache/mediabox-tools}"
 mkdir -p "$TOOLS"
@@ -70,8 +74,29 @@ case "${1:-}" in
     fi
     echo /usr/bin/chromium
     ;;
+  schemathesis)
+    # Property-based API testing from the OpenAPI document (issue 24), in its own venv.
+    dir="$TOOLS/schemathesis-4.32.5"
+    if [ ! -x "$dir/bin/schemathesis" ]; then
+      echo "installing schemathesis 4.32.5 into $TOOLS (seconds, once)" >&2
+      python3 -m venv "$dir" >&2
+      "$dir/bin/pip" install --quiet schemathesis==4.32.5 >&2
+    fi
+    echo "$dir/bin/schemathesis"
+    ;;
+  openapi-python-client)
+    # A well-kept client generator (PyPI); the venv also holds httpx and attrs, which the
+    # generated package imports, so the test runs the client with "$dir/bin/python".
+    dir="$TOOLS/openapi-python-client-0.29.1"
+    if [ ! -x "$dir/bin/openapi-python-client" ]; then
+      echo "installing openapi-python-client 0.29.1 into $TOOLS (seconds, once)" >&2
+      python3 -m venv "$dir" >&2
+      "$dir/bin/pip" install --quiet openapi-python-client==0.29.1 >&2
+    fi
+    echo "$dir/bin/openapi-python-client"
+    ;;
   *)
-    echo "usage: $0 s3s-fs|rustus|tus-js-client|tuspy|playwright-core|chromium" >&2
+    echo "usage: $0 s3s-fs|rustus|tus-js-client|tuspy|playwright-core|chromium|schemathesis|openapi-python-client" >&2
     exit 2
     ;;
 esac

@@ -2,6 +2,7 @@
 
 use mediabox_tests::{expect_json, expect_problem, on_both_databases, png, Backend, TestResult, TestServer, ALL};
 use reqwest::StatusCode;
+use serde_json::Value;
 
 on_both_databases!(
     health_and_readiness_answer,
@@ -133,7 +134,41 @@ async fn the_openapi_document_lists_every_route_and_the_docs_are_served() -> Tes
         let p = params.iter().find(|p| p["name"] == name).ok_or(name)?;
         assert_eq!((p["in"].as_str(), p["required"].as_bool()), (Some("header"), Some(false)), "{name}");
     }
+    // Every reference resolves, and what a request sends (a parameter, a body) never
+    // allows `null`: an optional one is left out, not sent as the text `null`.
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for r in refs {
+        let target = r.strip_prefix('#').and_then(|p| doc.pointer(p));
+        assert!(target.is_some(), "{r} names nothing in the document");
+    }
+    for (p, methods) in paths {
+        for (m, op) in methods.as_object().ok_or("methods")? {
+            let params = op["parameters"].as_array().into_iter().flatten().map(|x| &x["schema"]);
+            let bodies = op["requestBody"]["content"].as_object().into_iter().flatten().map(|(_, c)| &c["schema"]);
+            for schema in params.chain(bodies) {
+                let text = schema.to_string();
+                assert!(!text.contains(r#""null""#), "{m} {p}: {text}");
+            }
+        }
+    }
+    // Bytes are bytes: a chunk's or a tus PATCH's body is a binary string, not an array.
+    let chunk = &doc["paths"]["/api/v2/media/tus/{upload_id}"]["patch"]["requestBody"]["content"];
+    assert_eq!(chunk["application/offset+octet-stream"]["schema"]["format"], "binary");
     Ok(())
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref") {
+                out.push(r.clone());
+            }
+            o.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }
 
 async fn the_swagger_ui_answers_at_docs_with_and_without_the_slash(s: TestServer) -> TestResult {

@@ -219,8 +219,34 @@ impl PartialSchema for CursorText {
 }
 impl ToSchema for CursorText {}
 
-/// A chunk's `Content-Range`: `bytes START-END/TOTAL` (TOTAL may be `*`), numbers as the
-/// server reads them (at most 18 digits, no leading zero).
+/// A count of bytes written in a header (`Upload-Length`, `Upload-Offset`, the numbers of
+/// `Content-Range`): decimal digits, at most 18, no sign and no leading zero.
+pub struct ByteCount;
+
+impl ByteCount {
+    /// The number's pattern, without anchors (it is part of larger patterns).
+    pub const DIGITS: &'static str = "(0|[1-9][0-9]{0,17})";
+
+    /// The number `raw` writes, if it is written as [`Self::DIGITS`] says.
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<u64> {
+        let canonical = !raw.is_empty()
+            && raw.len() <= 18
+            && raw.bytes().all(|b| b.is_ascii_digit())
+            && (raw == "0" || !raw.starts_with('0'));
+        canonical.then(|| raw.parse().ok()).flatten()
+    }
+}
+
+impl PartialSchema for ByteCount {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(format!("^{}$", Self::DIGITS))).into()
+    }
+}
+impl ToSchema for ByteCount {}
+
+/// A chunk's `Content-Range`: `bytes START-END/TOTAL` (TOTAL may be `*`), numbers as
+/// [`ByteCount`] reads them.
 pub struct ContentRangeText;
 
 impl ContentRangeText {
@@ -304,6 +330,18 @@ mod tests {
         assert_eq!(doc(ContentRangeText::schema())["pattern"], ContentRangeText::PATTERN);
         assert_eq!(doc(CursorText::schema())["pattern"], CursorText::PATTERN);
         assert_eq!(doc(Hex::<32>::schema())["pattern"], "^[0-9a-fA-F]{32}$");
+    }
+
+    #[test]
+    fn a_byte_count_is_read_only_as_its_pattern_writes_it() {
+        assert_eq!(ByteCount::parse("0"), Some(0));
+        assert_eq!(ByteCount::parse("1048576"), Some(1_048_576));
+        assert_eq!(ByteCount::parse("999999999999999999"), Some(999_999_999_999_999_999));
+        for bad in ["", "007", "+5", "-1", " 5", "5 ", "1e3", "0x10", "1000000000000000000"] {
+            assert_eq!(ByteCount::parse(bad), None, "{bad:?}");
+        }
+        let range = format!(r"^bytes {d}-{d}/({d}|\*)$", d = ByteCount::DIGITS);
+        assert_eq!(range, ContentRangeText::PATTERN, "Content-Range is made of byte counts");
     }
 
     #[test]

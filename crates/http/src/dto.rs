@@ -328,3 +328,11 @@ mod tests {
         assert_eq!(decode_cursor(""), None);
     }
 }
+
+/// The raw bytes of a file or of a part of it: a request body sent as
+/// `application/octet-stream` (chunks) or `application/offset+octet-stream` (tus), read
+/// as a stream and never parsed.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct Binary(Vec<u8>);

@@ -212,6 +212,91 @@ impl Modify for Links {
     }
 }
 
+/// A parameter is sent as text in a path, query or header, or not at all: it has no
+/// `null`; nor has an optional request body, which is left out, not sent as `null`.
+/// utoipa describes an `Option<T>` parameter or body as "T or null"; this keeps the T (it
+/// stays optional through `required: false`), so no client or fuzzer sends the text `null`
+/// where the server reads a number, a pattern, an enum or an object.
+struct NoNulls;
+
+impl Modify for NoNulls {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for item in api.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten().filter_map(inline) {
+                    if let Some(schema) = p.schema.take() {
+                        p.schema = Some(without_null(schema));
+                    }
+                }
+                let bodies = op.request_body.iter_mut().filter_map(inline);
+                for content in bodies.flat_map(|b| b.content.values_mut()).filter_map(inline) {
+                    if let Some(schema) = content.schema.take() {
+                        content.schema = Some(without_null(schema));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What `r` holds when it is written out rather than referenced.
+fn inline<T>(r: &mut utoipa::openapi::RefOr<T>) -> Option<&mut T> {
+    match r {
+        utoipa::openapi::RefOr::T(t) => Some(t),
+        utoipa::openapi::RefOr::Ref(_) => None,
+    }
+}
+
+/// `schema` without its `null` alternative: `type: [T, "null"]` becomes `type: T`, and
+/// `oneOf: [S, {type: null}]` becomes `S`.
+fn without_null(
+    schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use serde_json::Value;
+    let Ok(mut v) = serde_json::to_value(&schema) else { return schema };
+    if let Some(Value::Array(types)) = v.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            v["type"] = only;
+        }
+    }
+    let one_of = v.get("oneOf").and_then(Value::as_array).map(|alternatives| {
+        alternatives
+            .iter()
+            .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    if let Some(mut rest) = one_of {
+        if rest.len() == 1 {
+            let mut only = rest.remove(0);
+            // Keep what the parameter's schema said beside `oneOf` (a description, a default).
+            if let (Value::Object(outer), Value::Object(inner)) = (&v, &mut only) {
+                for (k, val) in outer {
+                    if k != "oneOf" {
+                        inner.entry(k.clone()).or_insert_with(|| val.clone());
+                    }
+                }
+            }
+            v = only;
+        } else {
+            v["oneOf"] = Value::Array(rest);
+        }
+    }
+    serde_json::from_value(v).unwrap_or(schema)
+}
+
 /// The standard reason phrase of a status code.
 fn reason(code: &str) -> &'static str {
     code.parse::<u16>()
@@ -249,7 +334,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
         dto::MediaDto, dto::UploadDto, dto::CompleteRequest, dto::EventDto, dto::CreateEventRequest,
         dto::ManagerRequest, dto::AddToGalleryRequest, dto::RemoveFromGalleryRequest, dto::MediaPage, dto::EventPage,
     )),
-    modifiers(&BearerAuth, &Problems, &Links),
+    modifiers(&BearerAuth, &Problems, &Links, &NoNulls),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;

@@ -200,7 +200,7 @@ pub async fn add_to_gallery(
 /// Removes media from the gallery (seed 000): managers only, all or nothing, at most
 /// 1000 ids; ids not in the gallery are ignored.
 #[utoipa::path(delete, path = "/api/v2/event/{id}/gallery/", tag = "gallery", params(("id" = i64, Path)),
-    request_body(content = RemoveFromGalleryRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<RemoveFromGalleryRequest>, description = "`medias=42&medias=43` or `{\"medias\": [42, 43]}`; no body, or no `medias`, removes nothing", content_type = "application/x-www-form-urlencoded"),
     responses((status = 204), (status = 400), (status = 403), (status = 404)))]
 pub async fn remove_from_gallery(
     state: web::Data<AppState>,

@@ -13,6 +13,7 @@ use mediabox_domain::upload::{Body, BodyChecksum, ChunkError, Completed, Concat,
 use mediabox_domain::{Actor, EventId, UploadId};
 
 use crate::auth::AuthUser;
+use crate::constrained::ByteCount;
 use crate::error::{tus_problem, ApiError};
 use crate::routes::origin;
 use crate::state::AppState;
@@ -75,8 +76,12 @@ fn check_version(req: &HttpRequest) -> Result<(), ApiError> {
 fn number(req: &HttpRequest, name: &'static str) -> Result<Option<u64>, ApiError> {
     header(req, name)
         .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_field(name, format!("{name} must be a non-negative integer, not {v:?}")))
+            ByteCount::parse(v).ok_or_else(|| {
+                ApiError::bad_field(
+                    name,
+                    format!("{name} must be a number of bytes (digits, no leading zero), not {v:?}"),
+                )
+            })
         })
         .transpose()
 }
@@ -223,11 +228,12 @@ fn options(state: &AppState) -> HttpResponse {
 #[utoipa::path(post, path = "/api/v2/media/tus/", tag = "tus",
     params(
         ("Tus-Resumable" = inline(TusResumable), Header, description = "`1.0.0`"),
-        ("Upload-Length" = Option<u64>, Header, description = "the file's size (or `Upload-Defer-Length: 1`)"),
+        ("Upload-Length" = inline(Option<ByteCount>), Header, description = "the file's size in bytes (or `Upload-Defer-Length: 1`)"),
+        ("Upload-Defer-Length" = Option<String>, Header, description = "`1`: the length is sent later (creation-defer-length)", pattern = "^1$"),
         ("Upload-Metadata" = Option<String>, Header, description = "`filename BASE64,event BASE64`"),
         ("Upload-Concat" = Option<String>, Header, description = "`partial`, or `final;URL URL ...`", pattern = r"^(partial|final;\S+( \S+)*)$"),
     ),
-    request_body(content = Vec<u8>, description = "optional first bytes (creation-with-upload)", content_type = "application/offset+octet-stream"),
+    request_body(content = inline(Option<crate::dto::Binary>), description = "optional first bytes (creation-with-upload)", content_type = "application/offset+octet-stream"),
     responses((status = 201, description = "created; `Location` is the upload's URL, `Media-Location` once complete"),
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 412), (status = 413), (status = 415), (status = 460)))]
 pub async fn collection(
@@ -244,9 +250,10 @@ pub async fn collection(
 
 /// One upload: `HEAD` tells its offset, `PATCH` appends, `DELETE` terminates.
 #[utoipa::path(patch, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
-    params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header), ("Upload-Offset" = u64, Header),
-        ("Upload-Checksum" = Option<String>, Header, description = "`sha1|md5|sha256 BASE64`", pattern = r"^(sha1|md5|sha256) [A-Za-z0-9+/]*={0,2}$")),
-    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header), ("Upload-Offset" = inline(ByteCount), Header, description = "where these bytes go: the offset `HEAD` gives"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1|md5|sha256 BASE64`", pattern = r"^(sha1|md5|sha256) [A-Za-z0-9+/]+={0,2}$",
+            example = "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")),
+    request_body(content = inline(crate::dto::Binary), content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "appended; `Upload-Offset`, and `Media-Location` when the last byte completed it"),
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 410), (status = 412),
         (status = 413), (status = 415), (status = 423), (status = 460)))]

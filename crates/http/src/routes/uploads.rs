@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::body;
-use crate::constrained::ContentRangeText;
+use crate::constrained::{ByteCount, ContentRangeText};
 use crate::dto::{CompleteRequest, MediaDto, UploadDto};
 use crate::error::ApiError;
 use crate::routes::media_dto;
@@ -54,11 +54,11 @@ fn content_range(req: &HttpRequest) -> Result<Option<ChunkRange>, ApiError> {
     let rest = s.strip_prefix("bytes ").ok_or_else(bad)?;
     let (span, total) = rest.split_once('/').ok_or_else(bad)?;
     let (a, b) = span.split_once('-').ok_or_else(bad)?;
-    let start: u64 = a.trim().parse().map_err(|_| bad())?;
-    let end: u64 = b.trim().parse().map_err(|_| bad())?;
-    let total = match total.trim() {
+    let start = ByteCount::parse(a).ok_or_else(bad)?;
+    let end = ByteCount::parse(b).ok_or_else(bad)?;
+    let total = match total {
         "*" => None,
-        t => Some(t.parse::<u64>().map_err(|_| bad())?),
+        t => Some(ByteCount::parse(t).ok_or_else(bad)?),
     };
     ChunkRange::new(start, end, total).map(Some).map_err(|m| ApiError::bad_field("Content-Range", m))
 }
@@ -100,7 +100,7 @@ fn upload_id(raw: &str) -> Result<UploadId, ApiError> {
 
 /// Starts an upload with its first chunk.
 #[utoipa::path(put, path = "/api/v2/media/chunk_upload/", tag = "upload", params(FilenameQuery, RangeHeader),
-    request_body(content = Vec<u8>, description = "the first chunk: a multipart `file` part, or raw bytes", content_type = "application/octet-stream"),
+    request_body(content = inline(crate::dto::Binary), description = "the first chunk: a multipart `file` part, or raw bytes", content_type = "application/octet-stream"),
     responses((status = 200, body = UploadDto), (status = 400), (status = 401), (status = 403), (status = 413)))]
 pub async fn start(
     state: web::Data<AppState>,
@@ -126,7 +126,7 @@ pub async fn start(
 /// Sends the next chunk at the upload's offset.
 #[utoipa::path(put, path = "/api/v2/media/chunk_upload/{upload_id}/", tag = "upload",
     params(("upload_id" = String, Path, description = "the upload's id")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = inline(crate::dto::Binary), content_type = "application/octet-stream"),
     responses((status = 200, body = UploadDto), (status = 400, description = "offset mismatch (with `offset`)"),
         (status = 403), (status = 404), (status = 409, description = "another chunk is being written (with `offset`)"),
         (status = 410), (status = 413)))]
