@@ -5,26 +5,14 @@
 //! Screenshots go to `MEDIABOX_SCREENSHOTS` when set (docs/ holds three of them).
 
 use mediabox_tests::images::landscape;
-use mediabox_tests::{on_both_databases, png, Res, TestResult, TestServer, ALL};
+use mediabox_tests::{external_tool, on_both_databases, png, Res, TestResult, TestServer, ALL};
 
 on_both_databases!(the_web_app_does_what_spec_13_says_in_a_real_browser);
 
 /// `(playwright-core's node_modules, chromium)`; `None` (a loud skip) when unset.
 fn browser() -> Res<Option<(String, String)>> {
-    let get = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
-    match (get("MEDIABOX_PLAYWRIGHT"), get("MEDIABOX_CHROMIUM")) {
-        (Some(p), Some(c)) => Ok(Some((p, c))),
-        _ if std::env::var("MEDIABOX_REQUIRE_BROWSER").is_ok_and(|v| v == "1") => Err(
-            "MEDIABOX_REQUIRE_BROWSER=1 but MEDIABOX_PLAYWRIGHT or MEDIABOX_CHROMIUM is not set (make test sets them)"
-                .into(),
-        ),
-        _ => {
-            eprintln!(
-                "!!! SKIPPED: MEDIABOX_PLAYWRIGHT/MEDIABOX_CHROMIUM not set (run make test to install the browser)"
-            );
-            Ok(None)
-        }
-    }
+    let found = external_tool(["MEDIABOX_PLAYWRIGHT", "MEDIABOX_CHROMIUM"], "MEDIABOX_REQUIRE_BROWSER")?;
+    Ok(found.map(|[playwright, chromium]| (playwright, chromium)))
 }
 
 async fn the_web_app_does_what_spec_13_says_in_a_real_browser(s: TestServer) -> TestResult {

@@ -7,6 +7,7 @@ mod app;
 mod auth;
 mod catalog;
 mod concurrency;
+mod contract;
 mod deletion;
 mod durability;
 mod events;

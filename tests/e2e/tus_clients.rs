@@ -4,25 +4,15 @@
 //! resuming from a new uploader. Installed by `scripts/tools.sh`; `make test` passes
 //! their paths in `MEDIABOX_TUS_JS` and `MEDIABOX_TUSPY`.
 
-use mediabox_tests::{expect_json, on_both_databases, sha256_hex, Res, TestResult, TestServer, ALL};
+use mediabox_tests::{expect_json, external_tool, on_both_databases, sha256_hex, Res, TestResult, TestServer, ALL};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 on_both_databases!(tus_js_client_uploads_in_chunks_in_parallel_and_resumes, tuspy_uploads_in_one_patch_and_resumes);
 
-/// The client's path from `var`; `None` (a loud skip) when unset, an error when
-/// `MEDIABOX_REQUIRE_TUS_CLIENTS=1`.
+/// The client's path from `var` (see [`external_tool`]).
 fn client(var: &str) -> Res<Option<String>> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(v)),
-        _ if std::env::var("MEDIABOX_REQUIRE_TUS_CLIENTS").is_ok_and(|v| v == "1") => {
-            Err(format!("MEDIABOX_REQUIRE_TUS_CLIENTS=1 but {var} is not set (make test sets it)").into())
-        }
-        _ => {
-            eprintln!("!!! SKIPPED: {var} is not set (run the tests with make test to install the tus clients)");
-            Ok(None)
-        }
-    }
+    Ok(external_tool([var], "MEDIABOX_REQUIRE_TUS_CLIENTS")?.map(|[path]| path))
 }
 
 fn script(name: &str) -> String {

@@ -28,6 +28,29 @@ schemathesis.serializer.alias("application/offset+octet-stream", "application/oc
 
 GALLERY = re.compile(r"^/api/v2/event/[^/]+/gallery/$")
 
+# What a Rust debug dump or validator's default message looks like in an error body:
+# `Validation error:`, `Number(200)`, `String("")`, `Some(..)`, `Err(..)`, `{ field: .. }`.
+DEBUG_FORMATTING = re.compile(
+    r'Validation error:|\b(Number|String|Some|None|Ok|Err|Bool|Array|Object)\(|\b[A-Z][A-Za-z]+ \{ [a-z_]+: '
+)
+
+
+@schemathesis.check
+def error_bodies_speak_plainly(ctx, response, case):
+    """An error body is problem+json whose words are for a person: no validator default
+    message and no Rust debug formatting (issue 24)."""
+    if response.status_code < 400:
+        return None
+    text = response.content.decode("utf-8", "replace") if response.content else ""
+    found = DEBUG_FORMATTING.search(text)
+    if found:
+        raise AssertionError(f"error body shows internals ({found.group(0)!r}): {text[:300]}")
+    if text:
+        content_type = response.headers.get("content-type", [""])
+        content_type = content_type[0] if isinstance(content_type, list) else content_type
+        assert content_type.startswith("application/problem+json"), f"error body is {content_type}, not problem+json"
+    return None
+
 
 def _problem_detail(response):
     try:

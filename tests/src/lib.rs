@@ -82,6 +82,22 @@ macro_rules! on_both_databases {
     )*};
 }
 
+/// The paths an external test tool is found at, from the environment variables `vars`
+/// (`make test` installs the tool and sets them). `None`, with a loud SKIPPED line, when
+/// one is unset; an error instead when the variable `require` is `1` (CI).
+pub fn external_tool<const N: usize>(vars: [&str; N], require: &str) -> Res<Option<[String; N]>> {
+    let found = vars.map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    if found.iter().all(Option::is_some) {
+        return Ok(Some(found.map(Option::unwrap_or_default)));
+    }
+    let names = vars.join(", ");
+    if std::env::var(require).is_ok_and(|v| v == "1") {
+        return Err(format!("{require}=1 but {names} is not set (make test sets it)").into());
+    }
+    eprintln!("!!! SKIPPED: {names} not set (run the tests with make test, which installs the tool)");
+    Ok(None)
+}
+
 impl TestServer {
     /// Starts a server; `None` when PostgreSQL is asked for and skipped.
     pub async fn start(backend: Backend, name: &str, tweak: impl FnOnce(&mut Config)) -> Res<Option<Self>> {

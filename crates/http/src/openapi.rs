@@ -87,11 +87,12 @@ impl Modify for Problems {
                     }
                 }
                 for (code, response) in responses.iter_mut() {
-                    let is_error = code.starts_with('4') || code.starts_with('5');
-                    if let (true, RefOr::T(r)) = (is_error, response) {
-                        if r.description.is_empty() {
-                            r.description = reason(code).to_owned();
-                        }
+                    let RefOr::T(r) = response else { continue };
+                    // OpenAPI requires a description of every response.
+                    if r.description.is_empty() {
+                        r.description = reason(code).to_owned();
+                    }
+                    if code.starts_with('4') || code.starts_with('5') {
                         r.content.clear();
                         r.content.insert("application/problem+json".into(), RefOr::T(problem()));
                     }

@@ -225,7 +225,7 @@ fn options(state: &AppState) -> HttpResponse {
 }
 
 /// The uploads collection: `POST` creates, `OPTIONS` tells the protocol.
-#[utoipa::path(post, path = "/api/v2/media/tus/", tag = "tus",
+#[utoipa::path(post, path = "/api/v2/media/tus/", tag = "tus", operation_id = "tus_create",
     params(
         ("Tus-Resumable" = inline(TusResumable), Header, description = "`1.0.0`"),
         ("Upload-Length" = inline(Option<ByteCount>), Header, description = "the file's size in bytes (or `Upload-Defer-Length: 1`)"),
@@ -249,7 +249,7 @@ pub async fn collection(
 }
 
 /// One upload: `HEAD` tells its offset, `PATCH` appends, `DELETE` terminates.
-#[utoipa::path(patch, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
+#[utoipa::path(patch, path = "/api/v2/media/tus/{upload_id}", tag = "tus", operation_id = "tus_append",
     params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header), ("Upload-Offset" = inline(ByteCount), Header, description = "where these bytes go: the offset `HEAD` gives"),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha1|md5|sha256 BASE64`", pattern = r"^(sha1|md5|sha256) [A-Za-z0-9+/]+={0,2}$",
             example = "sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=")),
@@ -282,21 +282,21 @@ pub async fn resource(
 }
 
 /// `HEAD` on an upload (documented apart: OpenAPI lists one operation per method).
-#[utoipa::path(head, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
+#[utoipa::path(head, path = "/api/v2/media/tus/{upload_id}", tag = "tus", operation_id = "tus_offset",
     params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header)),
     responses((status = 200, description = "`Upload-Offset`, `Upload-Length` (or `Upload-Defer-Length`), `Upload-Expires`, `Media-Location` once complete"),
         (status = 401), (status = 404), (status = 410), (status = 412)))]
 pub fn head_doc() {}
 
 /// `DELETE` on an upload (documented apart).
-#[utoipa::path(delete, path = "/api/v2/media/tus/{upload_id}", tag = "tus",
+#[utoipa::path(delete, path = "/api/v2/media/tus/{upload_id}", tag = "tus", operation_id = "tus_terminate",
     params(("upload_id" = String, Path), ("Tus-Resumable" = inline(TusResumable), Header)),
     responses((status = 204, description = "terminated: its bytes are gone (a completed upload's media stays)"),
         (status = 401), (status = 403), (status = 404), (status = 412)))]
 pub fn delete_doc() {}
 
 /// `OPTIONS` (documented apart).
-#[utoipa::path(options, path = "/api/v2/media/tus/", tag = "tus", security(()),
+#[utoipa::path(options, path = "/api/v2/media/tus/", tag = "tus", operation_id = "tus_options", security(()),
     responses((status = 204, description = "`Tus-Version`, `Tus-Extension`, `Tus-Max-Size`, `Tus-Checksum-Algorithm`")))]
 pub fn options_doc() {}
 

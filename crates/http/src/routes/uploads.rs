@@ -125,7 +125,7 @@ pub async fn start(
 
 /// Sends the next chunk at the upload's offset.
 #[utoipa::path(put, path = "/api/v2/media/chunk_upload/{upload_id}/", tag = "upload",
-    params(("upload_id" = String, Path, description = "the upload's id")),
+    params(("upload_id" = String, Path, description = "the upload's id"), NextRangeHeader),
     request_body(content = inline(crate::dto::Binary), content_type = "application/octet-stream"),
     responses((status = 200, body = UploadDto), (status = 400, description = "offset mismatch (with `offset`)"),
         (status = 403), (status = 404), (status = 409, description = "another chunk is being written (with `offset`)"),
