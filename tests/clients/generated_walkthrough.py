@@ -16,6 +16,7 @@ from client.api.gallery import add_to_gallery, gallery, remove_from_gallery
 from client.api.rest import create_product, delete_media
 from client.api.upload import append, complete, start
 from client.models import (
+    CatalogItemLd,
     EventDto,
     AddToGalleryRequest,
     CompleteRequest,
@@ -94,8 +95,8 @@ removed = first.id not in [item.id for item in left.results] and left.count == 4
 product = create_product.sync_detailed(
     client=api, body=ProductBody(name="Poster", medias=[f"/rest/api/medias/{first.uuid}"]), x_organization_id="acme"
 )
-assert product.status_code == 201, product.content
-product_iri = json.loads(product.content)["@id"]
+product_iri = expect(product, 201, CatalogItemLd)["@id"]
+assert product_iri.startswith("/rest/api/products/"), product_iri
 refused = delete_media.sync_detailed(first.uuid, client=api, x_organization_id="acme")
 problem = json.loads(refused.content)
 assert isinstance(refused.parsed, Problem), refused.content

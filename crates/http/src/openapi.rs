@@ -334,6 +334,7 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     components(schemas(
         dto::MediaDto, dto::UploadDto, dto::CompleteRequest, dto::EventDto, dto::CreateEventRequest,
         dto::ManagerRequest, dto::AddToGalleryRequest, dto::RemoveFromGalleryRequest, dto::MediaPage, dto::EventPage,
+        rest::CatalogItemLd,
     )),
     modifiers(&BearerAuth, &Problems, &Links, &NoNulls),
     security(("bearer" = [])),

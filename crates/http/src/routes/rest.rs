@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use mediabox_domain::catalog::{CatalogItem, ItemInput, ItemKind};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::auth::RestUser;
 use crate::body;
@@ -38,21 +38,49 @@ fn type_name(kind: ItemKind) -> &'static str {
 }
 
 fn item_json(i: &CatalogItem, with_context: bool) -> Value {
-    let mut m = Map::new();
-    if with_context {
-        m.insert("@context".into(), json!(format!("/rest/api/contexts/{}", type_name(i.kind))));
-    }
-    m.insert("@id".into(), json!(format!("{}/{}", collection_path(i.kind), i.id)));
-    m.insert("@type".into(), json!(type_name(i.kind)));
-    m.insert("id".into(), json!(i.id));
-    m.insert("name".into(), json!(i.name));
-    if let Some(p) = i.product {
-        m.insert("product".into(), json!(format!("/rest/api/products/{p}")));
-    }
-    m.insert("medias".into(), json!(i.medias.iter().map(|u| media_iri(*u)).collect::<Vec<_>>()));
-    m.insert("createdAt".into(), json!(rfc3339(i.created_at)));
-    m.insert("updatedAt".into(), json!(rfc3339(i.updated_at)));
-    Value::Object(m)
+    let item = CatalogItemLd {
+        context: with_context.then(|| format!("/rest/api/contexts/{}", type_name(i.kind))),
+        iri: format!("{}/{}", collection_path(i.kind), i.id),
+        kind: type_name(i.kind).to_owned(),
+        id: i.id,
+        name: i.name.clone(),
+        product: i.product.map(|p| format!("/rest/api/products/{p}")),
+        medias: i.medias.iter().map(|u| media_iri(*u)).collect(),
+        created_at: rfc3339(i.created_at),
+        updated_at: rfc3339(i.updated_at),
+    };
+    serde_json::to_value(item).unwrap_or_default()
+}
+
+/// A product or variant as JSON-LD (SPEC 6): what the rest API answers, and its schema.
+/// Every item also carries the JSON-LD keywords `@id` (its IRI, e.g.
+/// `/rest/api/products/7`), `@type` (`Product` or `Variant`) and, outside a collection,
+/// `@context`. They are left out of the schema's properties: client generators name
+/// `@id` and `id` alike, and drop the whole schema for it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CatalogItemLd {
+    #[serde(rename = "@context", skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub context: Option<String>,
+    #[serde(rename = "@id")]
+    #[schema(ignore)]
+    pub iri: String,
+    #[serde(rename = "@type")]
+    #[schema(ignore)]
+    pub kind: String,
+    pub id: i64,
+    pub name: String,
+    /// The product's IRI (variants only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// IRIs of the media it shows, in order.
+    pub medias: Vec<String>,
+    #[serde(rename = "createdAt")]
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[serde(rename = "updatedAt")]
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 /// The organization headers of the rest API: one of the two is required (seed 003 names
@@ -251,7 +279,7 @@ macro_rules! catalog_routes {
         /// Creates one (`catalog:write`); `medias` are media IRIs of the organization.
         #[utoipa::path(post, path = $path, tag = "rest", params(OrgHeaders),
                             request_body(content = $body, content_type = "application/ld+json"),
-                            responses((status = 201), (status = 403), (status = 422, description = "`violations`")))]
+                            responses((status = 201, body = CatalogItemLd, content_type = "application/ld+json"), (status = 403), (status = 422, description = "`violations`")))]
         pub async fn $create(
             state: web::Data<AppState>,
             auth: RestUser,
@@ -264,7 +292,7 @@ macro_rules! catalog_routes {
         /// One item.
         #[utoipa::path(get, path = concat!($path, "/{id}"), tag = "rest",
                             params(("id" = i64, Path), OrgHeaders),
-                            responses((status = 200), (status = 404)))]
+                            responses((status = 200, body = CatalogItemLd, content_type = "application/ld+json"), (status = 404)))]
         pub async fn $get(
             state: web::Data<AppState>,
             auth: RestUser,
@@ -277,7 +305,7 @@ macro_rules! catalog_routes {
         #[utoipa::path(patch, path = concat!($path, "/{id}"), tag = "rest",
                             params(("id" = i64, Path), OrgHeaders),
                             request_body(content = crate::dto::ItemPatch, content_type = "application/merge-patch+json"),
-                            responses((status = 200), (status = 403), (status = 404), (status = 422)))]
+                            responses((status = 200, body = CatalogItemLd, content_type = "application/ld+json"), (status = 403), (status = 404), (status = 422)))]
         pub async fn $update(
             state: web::Data<AppState>,
             auth: RestUser,
