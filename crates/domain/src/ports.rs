@@ -14,6 +14,7 @@ use crate::event::{Event, EventPatch, NewEvent, RemoveManagerOutcome};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{DeleteOutcome, Deleter, Media, NewMedia};
 use crate::page::{Page, PageRequest};
+use crate::render::{RenderError, Rendered};
 use crate::rendition::{RenditionRecord, Variant};
 use crate::upload::{ChunkAdvance, Upload};
 
@@ -415,4 +416,32 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// `Unavailable` when it does not.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What a file's header tells of its pixels: an image's width and height.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Probe {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Image codecs (SPEC 11), like the database a technology behind a port: reading what a
+/// file's header says of its pixels, and making a rendition. The domain keeps the rules
+/// (which media have renditions, their sizes, the pixel limit, made once, stored once,
+/// deleted with the media); `mediabox-imaging` holds the codecs. Both methods compute on
+/// the bytes they are given and do no IO; `render` may take long and is called on a
+/// blocking thread, at most one per worker.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait MediaProcessor: Send + Sync {
+    /// What the leading bytes `head` of a file sniffed as `content_type` say; nothing
+    /// known when its header cannot be read from them.
+    fn probe(&self, content_type: &str, head: &[u8]) -> Probe;
+
+    /// Makes `variant` of the image in `src`: fitted in a `variant.max_side()` square
+    /// (never enlarged), its orientation applied, no metadata kept.
+    ///
+    /// # Errors
+    /// `TooLarge` when the header claims more than `max_pixels` (before any pixel is
+    /// decoded); `NotDecodable` for bytes that are not an image it can decode.
+    fn render(&self, src: &[u8], variant: Variant, max_pixels: u64) -> Result<Rendered, RenderError>;
 }

@@ -24,9 +24,9 @@ use sha2::Digest;
 
 use crate::error::{RepoError, StoreError};
 use crate::media::{open_blob, Media, MediaKind, Opened, RangeSpec, Unreadable};
-use crate::ports::{BlobStore, Clock, MediaRepository};
+use crate::ports::{BlobStore, Clock, MediaProcessor, MediaRepository};
+use crate::render::RenderError;
 pub use crate::render::Variant;
-use crate::render::{render, RenderError};
 
 /// The content types the service decodes; other media get no rendition.
 pub const RENDERABLE: [&str; 6] = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"];
@@ -144,6 +144,7 @@ impl From<Unreadable> for RenditionError {
 pub struct RenditionService {
     media: Arc<dyn MediaRepository>,
     blobs: Arc<dyn BlobStore>,
+    processor: Arc<dyn MediaProcessor>,
     clock: Arc<dyn Clock>,
     limits: RenditionLimits,
     permits: Arc<tokio::sync::Semaphore>,
@@ -156,11 +157,12 @@ impl RenditionService {
     pub fn new(
         media: Arc<dyn MediaRepository>,
         blobs: Arc<dyn BlobStore>,
+        processor: Arc<dyn MediaProcessor>,
         clock: Arc<dyn Clock>,
         limits: RenditionLimits,
     ) -> Self {
         let permits = Arc::new(tokio::sync::Semaphore::new(limits.workers.max(1)));
-        Self { media, blobs, clock, limits, permits, making: Mutex::new(HashMap::new()) }
+        Self { media, blobs, processor, clock, limits, permits, making: Mutex::new(HashMap::new()) }
     }
 
     /// The rendition of `media` (already authorized by the caller), made now if it was
@@ -248,7 +250,8 @@ impl RenditionService {
             let _permit = self.permits.acquire().await.map_err(|e| StoreError::Other(Box::new(e)))?;
             let source = self.read_original(media).await?;
             let max = self.limits.max_pixels;
-            match tokio::task::spawn_blocking(move || render(&source, variant, max)).await {
+            let processor = self.processor.clone();
+            match tokio::task::spawn_blocking(move || processor.render(&source, variant, max)).await {
                 Ok(done) => done,
                 // A decoder that panics on hostile bytes has met an image it cannot decode.
                 Err(e) if e.is_panic() => Err(RenderError::NotDecodable("the decoder gave up".into())),
@@ -317,15 +320,24 @@ mod tests {
 
     use super::*;
     use crate::ids::{MediaId, OrgId, UserId};
-    use crate::ports::{ByteStream, MockBlobStore, MockMediaRepository, SystemClock};
+    use crate::ports::{ByteStream, MockBlobStore, MockMediaProcessor, MockMediaRepository, SystemClock};
+    use crate::render::{fit_within, Rendered};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn photo(w: u32, h: u32) -> Result<Vec<u8>, image::ImageError> {
-        let mut out = std::io::Cursor::new(Vec::new());
-        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 9]))
-            .write_to(&mut out, image::ImageFormat::Png)?;
-        Ok(out.into_inner())
+    /// Stands for an image file: the processor is a mock, so any bytes do.
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        format!("an image of {w}x{h}").into_bytes()
+    }
+
+    /// A processor that renders any source as a JPEG of the size a `w`x`h` image fits.
+    fn renders(w: u32, h: u32) -> MockMediaProcessor {
+        let mut p = MockMediaProcessor::new();
+        p.expect_render().returning(move |src, variant, _| {
+            let (width, height) = fit_within(w, h, variant.max_side());
+            Ok(Rendered { bytes: [b"jpeg of ".as_slice(), src].concat(), content_type: "image/jpeg", width, height })
+        });
+        p
     }
 
     fn media(bytes: &[u8], w: u32, h: u32) -> Result<Media, crate::ids::InvalidId> {
@@ -354,13 +366,18 @@ mod tests {
         }
     }
 
-    fn service(repo: MockMediaRepository, blobs: MockBlobStore, limits: RenditionLimits) -> RenditionService {
-        RenditionService::new(Arc::new(repo), Arc::new(blobs), Arc::new(SystemClock), limits)
+    fn service(
+        repo: MockMediaRepository,
+        blobs: MockBlobStore,
+        processor: MockMediaProcessor,
+        limits: RenditionLimits,
+    ) -> RenditionService {
+        RenditionService::new(Arc::new(repo), Arc::new(blobs), Arc::new(processor), Arc::new(SystemClock), limits)
     }
 
     #[tokio::test]
     async fn a_render_that_loses_the_race_with_a_delete_removes_what_it_stored() -> TestResult {
-        let bytes = photo(640, 480)?;
+        let bytes = photo(640, 480);
         let mut repo = MockMediaRepository::new();
         repo.expect_find_rendition().returning(|_, _| Ok(None));
         // The blob's row went between the render's start and its record.
@@ -370,14 +387,15 @@ mod tests {
         blobs.expect_read().withf(|k, _| k == "b1").times(1).returning(serving(bytes.clone()));
         blobs.expect_put_blob().withf(|k, _| k == "b1.thumb").times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
         blobs.expect_delete_blob().withf(|k| k == "b1.thumb").times(1).in_sequence(&mut seq).returning(|_| Ok(()));
-        let got = service(repo, blobs, RenditionLimits::default()).get(&media(&bytes, 640, 480)?, Variant::Thumb).await;
+        let svc = service(repo, blobs, renders(640, 480), RenditionLimits::default());
+        let got = svc.get(&media(&bytes, 640, 480)?, Variant::Thumb).await;
         assert!(matches!(got, Err(RenditionError::NotFound)), "{got:?}");
         Ok(())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_first_requests_render_and_store_once() -> TestResult {
-        let bytes = photo(800, 600)?;
+        let bytes = photo(800, 600);
         let saved: Arc<Mutex<Option<RenditionRecord>>> = Arc::default();
         let mut repo = MockMediaRepository::new();
         let s = saved.clone();
@@ -395,7 +413,12 @@ mod tests {
             p.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
-        let svc = Arc::new(service(repo, blobs, RenditionLimits::default()));
+        let mut processor = MockMediaProcessor::new();
+        processor.expect_render().times(1).returning(|_, variant, _| {
+            let (width, height) = fit_within(800, 600, variant.max_side());
+            Ok(Rendered { bytes: b"jpeg".to_vec(), content_type: "image/jpeg", width, height })
+        });
+        let svc = Arc::new(service(repo, blobs, processor, RenditionLimits::default()));
         let m = media(&bytes, 800, 600)?;
         let runs = (0..8).map(|_| {
             let (svc, m) = (svc.clone(), m.clone());
@@ -413,12 +436,16 @@ mod tests {
 
     #[tokio::test]
     async fn known_answers_read_nothing_from_the_store() -> TestResult {
-        let bytes = photo(4, 4)?;
+        let bytes = photo(4, 4);
         let mut repo = MockMediaRepository::new();
         repo.expect_find_rendition().returning(|_, _| Ok(Some(RenditionRecord::NotDecodable)));
         // No expectations: any store call fails the test.
-        let svc =
-            service(repo, MockBlobStore::new(), RenditionLimits { max_pixels: 1000, ..RenditionLimits::default() });
+        let svc = service(
+            repo,
+            MockBlobStore::new(),
+            MockMediaProcessor::new(),
+            RenditionLimits { max_pixels: 1000, ..RenditionLimits::default() },
+        );
         let got = svc.get(&media(&bytes, 4, 4)?, Variant::Thumb).await;
         assert!(matches!(got, Err(RenditionError::NotDecodable)), "{got:?}");
         // Over the pixel limit by the recorded dimensions: no database, no store.
@@ -432,7 +459,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rendition_missing_from_the_store_is_made_again() -> TestResult {
-        let bytes = photo(50, 40)?;
+        let bytes = photo(50, 40);
         let m = media(&bytes, 50, 40)?;
         let stale = Rendition {
             blob_key: "b1".into(),
@@ -460,13 +487,70 @@ mod tests {
             *s.lock().map_err(|_| StoreError::NotFound)? = Some(b);
             Ok(())
         });
-        let svc = service(repo, blobs, RenditionLimits::default());
+        let svc = service(repo, blobs, renders(50, 40), RenditionLimits::default());
         let (made, opened) = svc.open(&m, stale, None).await?;
         assert_eq!(made.width, 50);
         assert_ne!(made.sha256, "x", "the record is the new rendition's");
         let mut body = opened.body;
         let first = body.next().await.ok_or("a body")??;
         assert_eq!(first.len() as u64, made.size);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_image_the_processor_cannot_decode_is_recorded_once_and_a_panic_is_the_same() -> TestResult {
+        for panics in [false, true] {
+            let bytes = photo(64, 64);
+            let mut repo = MockMediaRepository::new();
+            repo.expect_find_rendition().times(2).returning(|_, _| Ok(None));
+            repo.expect_save_rendition()
+                .withf(|k, v, r, _| k == "b1" && *v == Variant::Thumb && *r == RenditionRecord::NotDecodable)
+                .times(1)
+                .returning(|_, _, _, _| Ok(true));
+            let mut blobs = MockBlobStore::new();
+            blobs.expect_read().times(1).returning(serving(bytes.clone()));
+            let mut processor = MockMediaProcessor::new();
+            processor.expect_render().times(1).returning(move |_, _, _| {
+                assert!(!panics, "a decoder that panics on hostile bytes");
+                Err(RenderError::NotDecodable("truncated".into()))
+            });
+            let svc = service(repo, blobs, processor, RenditionLimits::default());
+            let got = svc.get(&media(&bytes, 64, 64)?, Variant::Thumb).await;
+            assert!(matches!(got, Err(RenditionError::NotDecodable)), "panics: {panics}: {got:?}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_processor_is_asked_for_the_variant_with_the_pixel_limit_and_its_size_is_recorded() -> TestResult {
+        let bytes = photo(4000, 3000);
+        let mut repo = MockMediaRepository::new();
+        repo.expect_find_rendition().returning(|_, _| Ok(None));
+        repo.expect_save_rendition()
+            .withf(|_, _, r, _| matches!(r, RenditionRecord::Ready(x) if (x.width, x.height, x.size) == (320, 240, 4)))
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_read().times(1).returning(serving(bytes.clone()));
+        blobs
+            .expect_put_blob()
+            .withf(|k, b| k == "b1.thumb" && b.as_ref() == b"jpeg")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut processor = MockMediaProcessor::new();
+        processor
+            .expect_render()
+            .withf(|src, v, max| src == b"an image of 4000x3000" && *v == Variant::Thumb && *max == 20_000_000)
+            .times(1)
+            .returning(|_, _, _| {
+                Ok(Rendered { bytes: b"jpeg".to_vec(), content_type: "image/jpeg", width: 320, height: 240 })
+            });
+        let limits = RenditionLimits { max_pixels: 20_000_000, ..RenditionLimits::default() };
+        let made = service(repo, blobs, processor, limits).get(&media(&bytes, 4000, 3000)?, Variant::Thumb).await?;
+        assert_eq!(
+            (made.width, made.height, made.content_type.as_str(), made.key()),
+            (320, 240, "image/jpeg", "b1.thumb".into())
+        );
         Ok(())
     }
 

@@ -16,8 +16,10 @@ use crate::error::{Forbidden, RepoError, StoreError};
 use crate::hashing::{BodyDigest, DigestAlgorithm, Hashes, StreamHasher};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{blob_key, Media, MediaKind, NewMedia};
-use crate::ports::{BlobStore, ChunkWriter, Clock, IncomingBody, MediaRepository, UploadRepository};
-use crate::sniff::{sanitize_filename, sniff, SNIFF_BYTES};
+use crate::ports::{
+    BlobStore, ChunkWriter, Clock, IncomingBody, MediaProcessor, MediaRepository, Probe, UploadRepository,
+};
+use crate::sniff::{content_type, sanitize_filename, SNIFF_BYTES};
 
 mod open_ended;
 pub use open_ended::{Body, Completed, NewUpload, Progress};
@@ -254,6 +256,8 @@ pub struct UploadService {
     uploads: Arc<dyn UploadRepository>,
     media: Arc<dyn MediaRepository>,
     blobs: Arc<dyn BlobStore>,
+    /// Reads an image's size from its header when a media is made.
+    processor: Arc<dyn MediaProcessor>,
     clock: Arc<dyn Clock>,
     limits: UploadLimits,
 }
@@ -271,10 +275,11 @@ impl UploadService {
         uploads: Arc<dyn UploadRepository>,
         media: Arc<dyn MediaRepository>,
         blobs: Arc<dyn BlobStore>,
+        processor: Arc<dyn MediaProcessor>,
         clock: Arc<dyn Clock>,
         limits: UploadLimits,
     ) -> Self {
-        Self { uploads, media, blobs, clock, limits }
+        Self { uploads, media, blobs, processor, clock, limits }
     }
 
     #[must_use]
@@ -830,19 +835,26 @@ impl UploadService {
         } else {
             self.blobs.commit_staging(upload.id, upload.offset, &key, upload.staging_state.clone(), head_len).await?
         };
-        let sniffed = sniff(&head);
+        let content_type = content_type(&head);
+        let kind = MediaKind::of_content_type(&content_type);
+        // A raster image's size, from its header (an SVG's is not in pixels).
+        let probe = if kind == MediaKind::Image && content_type != "image/svg+xml" {
+            self.processor.probe(&content_type, &head)
+        } else {
+            Probe::default()
+        };
         let new = NewMedia {
             uuid: uuid::Uuid::new_v4(),
             org: upload.org.clone(),
             uploaded_by: upload.user.clone(),
             filename: upload.filename.clone(),
-            kind: MediaKind::of_content_type(&sniffed.content_type),
-            content_type: sniffed.content_type,
+            kind,
+            content_type,
             size: upload.offset,
             sha256,
             md5,
-            width: sniffed.width,
-            height: sniffed.height,
+            width: probe.width,
+            height: probe.height,
             created_at: self.clock.now(),
             blob_key: key.clone(),
         };
@@ -952,10 +964,19 @@ mod tests {
     }
 
     fn service(repo: MockUploadRepository, blobs: MockBlobStore) -> UploadService {
+        service_with(repo, blobs, crate::ports::MockMediaProcessor::new())
+    }
+
+    fn service_with(
+        repo: MockUploadRepository,
+        blobs: MockBlobStore,
+        processor: crate::ports::MockMediaProcessor,
+    ) -> UploadService {
         UploadService::new(
             Arc::new(repo),
             Arc::new(crate::ports::MockMediaRepository::new()),
             Arc::new(blobs),
+            Arc::new(processor),
             clock(),
             UploadLimits { max_chunk_bytes: 8, max_upload_bytes: 20, ..UploadLimits::default() },
         )
@@ -1049,6 +1070,7 @@ mod tests {
             Arc::new(repo),
             Arc::new(crate::ports::MockMediaRepository::new()),
             Arc::new(blobs),
+            Arc::new(crate::ports::MockMediaProcessor::new()),
             Arc::new(clock),
             UploadLimits { max_chunk_bytes: 8, max_upload_bytes: 20, ..UploadLimits::default() },
         );
@@ -1436,24 +1458,7 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _, _, _, _| Ok(b"0123456789".to_vec()));
-        repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, new| {
-            Ok(Media {
-                id: MediaId::new(1).unwrap_or_else(|_| unreachable!()),
-                uuid: new.uuid,
-                org: new.org.clone(),
-                uploaded_by: new.uploaded_by.clone(),
-                filename: new.filename.clone(),
-                content_type: new.content_type.clone(),
-                size: new.size,
-                sha256: new.sha256.clone(),
-                md5: new.md5.clone(),
-                kind: new.kind,
-                width: new.width,
-                height: new.height,
-                created_at: new.created_at,
-                blob_key: new.blob_key.clone(),
-            })
-        });
+        repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, new| Ok(recorded(new)));
         let svc = service(repo, blobs);
         let sha = "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882";
         let media = svc.complete(&writer("u-1")?, id, Some(Checksum::Sha256(sha.into()))).await?;
@@ -1461,6 +1466,56 @@ mod tests {
         assert_eq!(media.md5, "781e5e245d69b566979b86e28d23f2c7");
         assert_eq!(media.content_type, "text/plain");
         assert_eq!(media.size, 10);
+        Ok(())
+    }
+
+    /// The media a repository records for `new`.
+    fn recorded(new: &NewMedia) -> Media {
+        Media {
+            id: MediaId::new(1).unwrap_or_else(|_| unreachable!()),
+            uuid: new.uuid,
+            org: new.org.clone(),
+            uploaded_by: new.uploaded_by.clone(),
+            filename: new.filename.clone(),
+            content_type: new.content_type.clone(),
+            size: new.size,
+            sha256: new.sha256.clone(),
+            md5: new.md5.clone(),
+            kind: new.kind,
+            width: new.width,
+            height: new.height,
+            created_at: new.created_at,
+            blob_key: new.blob_key.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_image_gets_the_size_the_processor_reads_from_its_head_and_other_files_none() -> TestResult {
+        let png = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+        for (head, kind, size) in [
+            (png.to_vec(), MediaKind::Image, (Some(640), Some(480))),
+            (b"<svg xmlns='x'/>".to_vec(), MediaKind::Image, (None, None)),
+            (b"just some words".to_vec(), MediaKind::Other, (None, None)),
+        ] {
+            let up = upload(head.len() as u64)?;
+            let id = up.id;
+            let mut repo = MockUploadRepository::new();
+            repo.expect_lease_unfinished().returning(move |_, _, _, _, _, _| Ok(Some(up.clone())));
+            repo.expect_complete().times(1).returning(|_, new| Ok(recorded(new)));
+            let mut blobs = MockBlobStore::new();
+            let h = head.clone();
+            blobs.expect_commit_staging().returning(move |_, _, _, _, _| Ok(h.clone()));
+            let mut processor = crate::ports::MockMediaProcessor::new();
+            // Asked only of raster images (an SVG's size is not in pixels), with the head.
+            let expected = head.clone();
+            processor
+                .expect_probe()
+                .withf(move |t, h| t == "image/png" && h == expected.as_slice())
+                .times(usize::from(size.0.is_some()))
+                .returning(|_, _| Probe { width: Some(640), height: Some(480) });
+            let media = service_with(repo, blobs, processor).complete(&writer("u-1")?, id, None).await?;
+            assert_eq!((media.kind, (media.width, media.height)), (kind, size), "{}", media.content_type);
+        }
         Ok(())
     }
 }

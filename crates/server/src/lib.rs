@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use mediabox_domain::catalog::CatalogService;
 use mediabox_domain::event::EventService;
 use mediabox_domain::media::MediaService;
-use mediabox_domain::ports::{BlobStore, Clock, MediaRepository, StoredBlob, SystemClock};
+use mediabox_domain::ports::{BlobStore, Clock, MediaProcessor, MediaRepository, StoredBlob, SystemClock};
 use mediabox_domain::rendition::{RenditionLimits, RenditionService};
 use mediabox_domain::upload::{Removed, UploadLimits, UploadService};
 use mediabox_http::auth::AuthConfig;
@@ -152,10 +152,13 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         max_upload_bytes: config.max_upload_bytes,
         ttl: chrono::Duration::seconds(config.upload_ttl_secs),
     };
+    // The image codecs, behind the domain's MediaProcessor port.
+    let processor: Arc<dyn MediaProcessor> = Arc::new(mediabox_imaging::Codecs);
     let uploads = Arc::new(UploadService::new(
         Arc::new(DieselUploadRepository::new(db.clone())),
         media_repo.clone(),
         blobs.clone(),
+        processor.clone(),
         clock.clone(),
         limits,
     ));
@@ -165,6 +168,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         renditions: Arc::new(RenditionService::new(
             media_repo.clone(),
             blobs,
+            processor,
             clock.clone(),
             RenditionLimits { max_pixels: config.max_image_pixels, ..RenditionLimits::default() },
         )),

@@ -686,6 +686,7 @@ mod tests {
             Arc::new(repo),
             Arc::new(media),
             Arc::new(blobs),
+            Arc::new(crate::ports::MockMediaProcessor::new()),
             clock(),
             UploadLimits { max_chunk_bytes: 4, max_upload_bytes: 100, ..UploadLimits::default() },
         )
