@@ -8,7 +8,8 @@
 # tests, installed the same way (MEDIABOX_REQUIRE_TUS_CLIENTS=1 makes their absence a failure),
 # and so are playwright-core and Debian's chromium for the web app's browser tests
 # (MEDIABOX_REQUIRE_BROWSER=1), and schemathesis and openapi-python-client, which fuzz
-# /openapi.json and generate a client from it (MEDIABOX_REQUIRE_API_TOOLS=1).
+# /openapi.json and generate a client from it (MEDIABOX_REQUIRE_API_TOOLS=1), and Debian's
+# ffmpeg for video posters (MEDIABOX_REQUIRE_FFMPEG=1).
 # The e2e tests start a second `mediabox` process: this script builds it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,7 @@ tool MEDIABOX_TUS_JS tus-js-client "tus-js-client tests"
 tool MEDIABOX_TUSPY tuspy "tuspy tests"
 tool MEDIABOX_PLAYWRIGHT playwright-core "browser tests"
 tool MEDIABOX_CHROMIUM chromium "browser tests"
+tool MEDIABOX_FFMPEG ffmpeg "the video poster tests"
 tool MEDIABOX_SCHEMATHESIS schemathesis "the OpenAPI fuzzing tests"
 tool MEDIABOX_OPENAPI_PYTHON_CLIENT openapi-python-client "the generated-client test"
 

@@ -7,6 +7,7 @@
 #   scripts/tools.sh tuspy    -> a python with tuspy installed
 #   scripts/tools.sh playwright-core -> a node_modules folder holding playwright-core (for NODE_PATH)
 #   scripts/tools.sh chromium -> Debian's chromium, installed with apt when missing and running as root
+#   scripts/tools.sh ffmpeg   -> Debian's ffmpeg (with ffprobe), installed with apt when missing and running as root
 #   scripts/tools.sh schemathesis -> the schemathesis command (PyPI), which fuzzes /openapi.json
 #   scripts/tools.sh openapi-python-client -> the openapi-python-client command (PyPI), which
 #                             generates a client from /openapi.json (in a venv that also has
@@ -74,6 +75,16 @@ case "${1:-}" in
     fi
     echo /usr/bin/chromium
     ;;
+  ffmpeg)
+    # Video posters (SPEC 11): the server runs ffmpeg and ffprobe as external programs.
+    if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+      [ "$(id -u)" = 0 ] || { echo "ffmpeg is missing: apt-get install ffmpeg (as root)" >&2; exit 1; }
+      echo "installing Debian's ffmpeg with apt (about a minute, once)" >&2
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 ffmpeg >&2
+    fi
+    command -v ffmpeg
+    ;;
   schemathesis)
     # Property-based API testing from the OpenAPI document (issue 24), in its own venv.
     dir="$TOOLS/schemathesis-4.32.5"
@@ -96,7 +107,7 @@ case "${1:-}" in
     echo "$dir/bin/openapi-python-client"
     ;;
   *)
-    echo "usage: $0 s3s-fs|rustus|tus-js-client|tuspy|playwright-core|chromium|schemathesis|openapi-python-client" >&2
+    echo "usage: $0 s3s-fs|rustus|tus-js-client|tuspy|playwright-core|chromium|ffmpeg|schemathesis|openapi-python-client" >&2
     exit 2
     ;;
 esac

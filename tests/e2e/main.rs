@@ -21,3 +21,4 @@ mod tus;
 mod tus_clients;
 mod uploads;
 mod validation;
+mod video;

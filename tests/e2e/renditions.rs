@@ -209,14 +209,7 @@ async fn the_pixel_limit_is_configurable(s: TestServer) -> TestResult {
 }
 
 fn rendition_files(s: &TestServer) -> Vec<String> {
-    let mut names: Vec<String> = s
-        .stored_files()
-        .iter()
-        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
-        .filter(|n| n.ends_with(".thumb") || n.ends_with(".preview"))
-        .collect();
-    names.sort();
-    names
+    s.rendition_files()
 }
 
 async fn concurrent_first_requests_make_and_store_one_copy(s: TestServer) -> TestResult {
@@ -325,15 +318,8 @@ async fn renditions_are_stored_in_the_bucket_and_removed_with_their_media(s: Tes
     Ok(())
 }
 
-/// `DELETE /rest/api/medias/{uuid}`: 204.
 async fn delete_one(u: &Caller<'_>, m: &Value) -> TestResult {
-    let r = u
-        .delete(&format!("/rest/api/medias/{}", m["uuid"].as_str().ok_or("uuid")?))
-        .header("X-Organization-Id", "acme")
-        .send()
-        .await?;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    Ok(())
+    u.delete_through_rest(m).await
 }
 
 async fn a_burst_of_first_thumbnails_never_stalls_an_upload_and_memory_stays_bounded(s: TestServer) -> TestResult {

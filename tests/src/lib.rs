@@ -174,6 +174,18 @@ impl TestServer {
         }
     }
 
+    /// The names of the stored renditions (`<key>.thumb`, `<key>.preview`), sorted.
+    pub fn rendition_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .stored_files()
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .filter(|n| n.ends_with(".thumb") || n.ends_with(".preview"))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Starts another `mediabox serve` process (the built binary) with this server's
     /// settings: the same database, bucket and secrets, as a second instance behind a
     /// load balancer. Stopped when dropped.
@@ -330,6 +342,15 @@ impl Caller<'_> {
             .send()
             .await?;
         expect_json(r, StatusCode::OK).await
+    }
+
+    /// `DELETE /rest/api/medias/{uuid}` of media `m` (its JSON), in organization `acme`:
+    /// 204.
+    pub async fn delete_through_rest(&self, m: &Value) -> TestResult {
+        let uuid = m["uuid"].as_str().ok_or("no uuid")?;
+        let r = self.delete(&format!("/rest/api/medias/{uuid}")).header("X-Organization-Id", "acme").send().await?;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "deleting {uuid}");
+        Ok(())
     }
 
     /// Creates an event and returns its id.

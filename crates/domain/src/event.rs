@@ -305,6 +305,7 @@ mod tests {
             kind: MediaKind::Image,
             width: Some(1),
             height: Some(1),
+            duration_ms: None,
             created_at: Utc::now(),
             blob_key: String::new(),
         })

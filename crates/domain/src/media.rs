@@ -63,6 +63,8 @@ pub struct Media {
     pub kind: MediaKind,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// A video's duration, once its poster was made.
+    pub duration_ms: Option<u64>,
     pub created_at: DateTime<Utc>,
     /// Where the bytes are in the blob store (shared by media with identical bytes).
     pub blob_key: String,

@@ -14,7 +14,7 @@ use crate::event::{Event, EventPatch, NewEvent, RemoveManagerOutcome};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{DeleteOutcome, Deleter, Media, NewMedia};
 use crate::page::{Page, PageRequest};
-use crate::render::{RenderError, Rendered};
+use crate::render::{Poster, RenderError, Rendered, VideoFacts};
 use crate::rendition::{RenditionRecord, Variant};
 use crate::upload::{ChunkAdvance, Upload};
 
@@ -85,6 +85,12 @@ pub trait MediaRepository: Send + Sync {
         record: &RenditionRecord,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
+
+    /// Records what making a poster found out of the video in blob `blob_key` (its
+    /// displayed size and duration) on every media of that blob.
+    /// # Errors
+    /// `RepoError` when the database fails.
+    async fn save_video_facts(&self, blob_key: &str, facts: &VideoFacts) -> Result<(), RepoError>;
 
     /// Those of `keys` that no blob row names, nor any upload still in progress: blobs
     /// in the store that nothing will ever read. A rendition's key
@@ -391,6 +397,13 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// `NotFound` when the blob does not exist.
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError>;
+    /// A file holding blob `key`'s bytes, for a tool that reads files and seeks in them
+    /// (ffmpeg): the store's own file where it keeps one, else a temporary copy that is
+    /// removed when the [`LocalFile`] is dropped. Its path is made by the store from the
+    /// key, never from anything a client sent.
+    /// # Errors
+    /// `NotFound` when the blob does not exist.
+    async fn local_file(&self, key: &str) -> Result<LocalFile, StoreError>;
     /// Stores `bytes` whole as blob `key` (something the service made: a rendition),
     /// replacing one stored before. Readers see the old bytes or the new, never a part.
     /// # Errors
@@ -418,6 +431,38 @@ pub trait BlobStore: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// A file holding a blob's bytes (see [`BlobStore::local_file`]).
+pub struct LocalFile {
+    path: std::path::PathBuf,
+    /// What keeps a temporary copy alive; dropping it removes the copy.
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl LocalFile {
+    /// The store's own file.
+    #[must_use]
+    pub fn stored(path: std::path::PathBuf) -> Self {
+        Self { path, _keep: None }
+    }
+
+    /// A copy at `path` that lives as long as `keep` (a temporary file's handle).
+    #[must_use]
+    pub fn temporary(path: std::path::PathBuf, keep: impl std::any::Any + Send + Sync) -> Self {
+        Self { path, _keep: Some(Box::new(keep)) }
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl std::fmt::Debug for LocalFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalFile").field("path", &self.path).field("temporary", &self._keep.is_some()).finish()
+    }
+}
+
 /// What a file's header tells of its pixels: an image's width and height.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Probe {
@@ -425,13 +470,15 @@ pub struct Probe {
     pub height: Option<u32>,
 }
 
-/// Image codecs (SPEC 11), like the database a technology behind a port: reading what a
-/// file's header says of its pixels, and making a rendition. The domain keeps the rules
-/// (which media have renditions, their sizes, the pixel limit, made once, stored once,
-/// deleted with the media); `mediabox-imaging` holds the codecs. Both methods compute on
-/// the bytes they are given and do no IO; `render` may take long and is called on a
-/// blocking thread, at most one per worker.
+/// Image and video codecs (SPEC 11), like the database a technology behind a port:
+/// reading what a file's header says of its pixels, making an image's rendition, and a
+/// video's poster. The domain keeps the rules (which media have renditions, their sizes,
+/// the pixel limit, made once, stored once, deleted with the media, one at a time per
+/// worker); `mediabox-imaging` holds the codecs and runs ffmpeg. `probe` and `render`
+/// compute on the bytes they are given and do no IO (`render` is called on a blocking
+/// thread); `poster` runs an external program on a file the blob store gave.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
 pub trait MediaProcessor: Send + Sync {
     /// What the leading bytes `head` of a file sniffed as `content_type` say; nothing
     /// known when its header cannot be read from them.
@@ -444,4 +491,18 @@ pub trait MediaProcessor: Send + Sync {
     /// `TooLarge` when the header claims more than `max_pixels` (before any pixel is
     /// decoded); `NotDecodable` for bytes that are not an image it can decode.
     fn render(&self, src: &[u8], variant: Variant, max_pixels: u64) -> Result<Rendered, RenderError>;
+
+    /// Whether it makes posters of videos; `false` when it has no video engine (no
+    /// ffmpeg), and then videos have no renditions.
+    fn renders_video(&self) -> bool;
+
+    /// Makes `variant`'s poster of the video in the file at `video`: a JPEG of a
+    /// representative frame (not a black opening), fitted in `variant.max_side()`, its
+    /// rotation applied; and the video's displayed size and duration.
+    ///
+    /// # Errors
+    /// `TooLarge` when the frames have more than `max_pixels`; `NotDecodable` for a file
+    /// that is not a video it can decode (truncated, garbage), or one that takes longer
+    /// than its time limit.
+    async fn poster(&self, video: &std::path::Path, variant: Variant, max_pixels: u64) -> Result<Poster, RenderError>;
 }

@@ -54,6 +54,22 @@ pub struct Rendered {
     pub height: u32,
 }
 
+/// What a video is, as its poster was made: its displayed size (rotation applied) and
+/// its duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFacts {
+    pub width: u32,
+    pub height: u32,
+    pub duration_ms: u64,
+}
+
+/// A video's poster and what making it found out about the video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poster {
+    pub rendered: Rendered,
+    pub facts: VideoFacts,
+}
+
 /// Why no rendition can be made of an image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {

@@ -25,8 +25,8 @@ use sha2::Digest;
 use crate::error::{RepoError, StoreError};
 use crate::media::{open_blob, Media, MediaKind, Opened, RangeSpec, Unreadable};
 use crate::ports::{BlobStore, Clock, MediaProcessor, MediaRepository};
-use crate::render::RenderError;
 pub use crate::render::Variant;
+use crate::render::{RenderError, Rendered};
 
 /// The content types the service decodes; other media get no rendition.
 pub const RENDERABLE: [&str; 6] = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"];
@@ -35,6 +35,21 @@ pub const RENDERABLE: [&str; 6] = ["image/jpeg", "image/png", "image/gif", "imag
 #[must_use]
 pub fn has_renditions(media: &Media) -> bool {
     media.kind == MediaKind::Image && RENDERABLE.contains(&media.content_type.as_str())
+}
+
+/// Whether `media` is a video (whose renditions are posters, when videos are rendered).
+#[must_use]
+pub fn is_video(media: &Media) -> bool {
+    media.kind == MediaKind::Video
+}
+
+/// Why `media` has no rendition when its bytes cannot be decoded.
+fn not_decodable(media: &Media) -> RenditionError {
+    if is_video(media) {
+        RenditionError::VideoNotDecodable
+    } else {
+        RenditionError::NotDecodable
+    }
 }
 
 /// The blob key of rendition `variant` of blob `blob_key`.
@@ -112,7 +127,7 @@ impl Default for RenditionLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum RenditionError {
     /// The media is not a raster image: it has no renditions.
-    #[error("the media is not a raster image and has no {0} rendition")]
+    #[error("the media has no {0} rendition: it is neither a raster image nor a video that ffmpeg renders")]
     NoRendition(&'static str),
     #[error("the image is {width}x{height} pixels, over the limit of {max} pixels")]
     TooLarge { width: u32, height: u32, max: u64 },
@@ -120,6 +135,9 @@ pub enum RenditionError {
     FileTooLarge { size: u64, max: u64 },
     #[error("the image cannot be decoded")]
     NotDecodable,
+    /// A video ffmpeg cannot read (truncated, garbage) or that took too long.
+    #[error("the video cannot be decoded")]
+    VideoNotDecodable,
     /// The media was deleted while its rendition was being made.
     #[error("media not found")]
     NotFound,
@@ -185,6 +203,21 @@ impl RenditionService {
         self.make(media, variant).await
     }
 
+    /// Starts a video's thumbnail in the background (SPEC 11: a video's size and duration
+    /// are known within seconds of complete, and the poster is ready when first asked
+    /// for). Nothing for other media, or without a video engine. Returns at once.
+    pub fn prepare(self: &Arc<Self>, media: &Media) {
+        if !(is_video(media) && self.processor.renders_video()) {
+            return;
+        }
+        let (svc, media) = (Arc::clone(self), media.clone());
+        tokio::spawn(async move {
+            if let Err(e) = svc.get(&media, Variant::Thumb).await {
+                tracing::info!(media = %media.id, error = %e, "no poster made after complete");
+            }
+        });
+    }
+
     /// Streams a rendition that [`Self::get`] answered, whole or a range. When its bytes
     /// went missing from the store, they are made again (and the range is taken of the
     /// rendition made then).
@@ -210,9 +243,21 @@ impl RenditionService {
         }
     }
 
+    /// Whether `media` has renditions here: a raster image, or a video when the processor
+    /// makes posters (it found ffmpeg).
+    #[must_use]
+    pub fn renders(&self, media: &Media) -> bool {
+        has_renditions(media) || (is_video(media) && self.processor.renders_video())
+    }
+
     fn check(&self, media: &Media, variant: Variant) -> Result<(), RenditionError> {
-        if !has_renditions(media) {
+        if !self.renders(media) {
             return Err(RenditionError::NoRendition(variant.as_str()));
+        }
+        if is_video(media) {
+            // ffmpeg reads the file where it lies, seeking; the frame size is checked
+            // against the pixel limit by the processor.
+            return Ok(());
         }
         if let (Some(width), Some(height)) = (media.width, media.height) {
             if u64::from(width) * u64::from(height) > self.limits.max_pixels {
@@ -228,7 +273,7 @@ impl RenditionService {
     async fn recorded(&self, media: &Media, variant: Variant) -> Result<Option<Rendition>, RenditionError> {
         match self.media.find_rendition(&media.blob_key, variant).await? {
             Some(RenditionRecord::Ready(r)) => Ok(Some(r)),
-            Some(RenditionRecord::NotDecodable) => Err(RenditionError::NotDecodable),
+            Some(RenditionRecord::NotDecodable) => Err(not_decodable(media)),
             None => Ok(None),
         }
     }
@@ -248,14 +293,18 @@ impl RenditionService {
     async fn make(&self, media: &Media, variant: Variant) -> Result<Rendition, RenditionError> {
         let rendered = {
             let _permit = self.permits.acquire().await.map_err(|e| StoreError::Other(Box::new(e)))?;
-            let source = self.read_original(media).await?;
-            let max = self.limits.max_pixels;
-            let processor = self.processor.clone();
-            match tokio::task::spawn_blocking(move || processor.render(&source, variant, max)).await {
-                Ok(done) => done,
-                // A decoder that panics on hostile bytes has met an image it cannot decode.
-                Err(e) if e.is_panic() => Err(RenderError::NotDecodable("the decoder gave up".into())),
-                Err(e) => return Err(StoreError::Other(Box::new(e)).into()),
+            if is_video(media) {
+                self.poster(media, variant).await?
+            } else {
+                let source = self.read_original(media).await?;
+                let max = self.limits.max_pixels;
+                let processor = self.processor.clone();
+                match tokio::task::spawn_blocking(move || processor.render(&source, variant, max)).await {
+                    Ok(done) => done,
+                    // A decoder that panics on hostile bytes has met an image it cannot decode.
+                    Err(e) if e.is_panic() => Err(RenderError::NotDecodable("the decoder gave up".into())),
+                    Err(e) => return Err(StoreError::Other(Box::new(e)).into()),
+                }
             }
         };
         let now: DateTime<Utc> = self.clock.now();
@@ -265,11 +314,11 @@ impl RenditionService {
                 return Err(RenditionError::TooLarge { width, height, max })
             }
             Err(RenderError::NotDecodable(reason)) => {
-                tracing::info!(media = %media.id, %reason, "no rendition: the image cannot be decoded");
+                tracing::info!(media = %media.id, %reason, "no rendition: the media cannot be decoded");
                 if !self.media.save_rendition(&media.blob_key, variant, &RenditionRecord::NotDecodable, now).await? {
                     return Err(RenditionError::NotFound);
                 }
-                return Err(RenditionError::NotDecodable);
+                return Err(not_decodable(media));
             }
         };
         let rendition = Rendition {
@@ -297,6 +346,23 @@ impl RenditionService {
         }
     }
 
+    /// A video's poster, from a file the blob store gives (its own, or a copy); what it
+    /// found of the video (size, duration) is recorded on the media of its blob first, so
+    /// that a recorded poster always has them.
+    async fn poster(&self, media: &Media, variant: Variant) -> Result<Result<Rendered, RenderError>, RenditionError> {
+        let file = match self.blobs.local_file(&media.blob_key).await {
+            Err(StoreError::NotFound) => return Err(RenditionError::NotFound),
+            other => other?,
+        };
+        match self.processor.poster(file.path(), variant, self.limits.max_pixels).await {
+            Ok(poster) => {
+                self.media.save_video_facts(&media.blob_key, &poster.facts).await?;
+                Ok(Ok(poster.rendered))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
     async fn read_original(&self, media: &Media) -> Result<Vec<u8>, RenditionError> {
         let mut body = match self.blobs.read(&media.blob_key, None).await {
             Err(StoreError::NotFound) => return Err(RenditionError::NotFound),
@@ -320,14 +386,21 @@ mod tests {
 
     use super::*;
     use crate::ids::{MediaId, OrgId, UserId};
-    use crate::ports::{ByteStream, MockBlobStore, MockMediaProcessor, MockMediaRepository, SystemClock};
-    use crate::render::{fit_within, Rendered};
+    use crate::ports::{ByteStream, LocalFile, MockBlobStore, MockMediaProcessor, MockMediaRepository, SystemClock};
+    use crate::render::{fit_within, Poster, Rendered, VideoFacts};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Stands for an image file: the processor is a mock, so any bytes do.
     fn photo(w: u32, h: u32) -> Vec<u8> {
         format!("an image of {w}x{h}").into_bytes()
+    }
+
+    /// A processor without a video engine, asked nothing else.
+    fn no_video() -> MockMediaProcessor {
+        let mut p = MockMediaProcessor::new();
+        p.expect_renders_video().return_const(false);
+        p
     }
 
     /// A processor that renders any source as a JPEG of the size a `w`x`h` image fits.
@@ -354,6 +427,7 @@ mod tests {
             kind: MediaKind::Image,
             width: Some(w),
             height: Some(h),
+            duration_ms: None,
             created_at: Utc::now(),
             blob_key: "b1".into(),
         })
@@ -443,7 +517,7 @@ mod tests {
         let svc = service(
             repo,
             MockBlobStore::new(),
-            MockMediaProcessor::new(),
+            no_video(),
             RenditionLimits { max_pixels: 1000, ..RenditionLimits::default() },
         );
         let got = svc.get(&media(&bytes, 4, 4)?, Variant::Thumb).await;
@@ -551,6 +625,86 @@ mod tests {
             (made.width, made.height, made.content_type.as_str(), made.key()),
             (320, 240, "image/jpeg", "b1.thumb".into())
         );
+        Ok(())
+    }
+
+    fn video(bytes: &[u8]) -> Result<Media, crate::ids::InvalidId> {
+        let mut m = media(bytes, 0, 0)?;
+        (m.kind, m.content_type, m.width, m.height) = (MediaKind::Video, "video/mp4".into(), None, None);
+        Ok(m)
+    }
+
+    #[tokio::test]
+    async fn a_video_poster_comes_from_the_stores_file_and_its_facts_are_recorded_before_it() -> TestResult {
+        let mut seq = mockall::Sequence::new();
+        let mut repo = MockMediaRepository::new();
+        repo.expect_find_rendition().returning(|_, _| Ok(None));
+        let facts = VideoFacts { width: 360, height: 640, duration_ms: 4000 };
+        repo.expect_save_video_facts()
+            .withf(move |k, f| k == "b1" && *f == facts)
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(()));
+        repo.expect_save_rendition()
+            .withf(|_, v, r, _| {
+                *v == Variant::Preview && matches!(r, RenditionRecord::Ready(x) if (x.width, x.height) == (180, 320))
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _, _| Ok(true));
+        let mut blobs = MockBlobStore::new();
+        // The original is not read into memory: the processor gets the store's file.
+        blobs.expect_read().never();
+        blobs
+            .expect_local_file()
+            .withf(|k| k == "b1")
+            .times(1)
+            .returning(|_| Ok(LocalFile::stored("/store/b1".into())));
+        blobs.expect_put_blob().withf(|k, _| k == "b1.preview").times(1).returning(|_, _| Ok(()));
+        let mut processor = MockMediaProcessor::new();
+        processor.expect_renders_video().return_const(true);
+        processor
+            .expect_poster()
+            .withf(|path, v, max| {
+                path == std::path::Path::new("/store/b1") && *v == Variant::Preview && *max == 100_000_000
+            })
+            .times(1)
+            .returning(move |_, _, _| {
+                let rendered =
+                    Rendered { bytes: b"poster".to_vec(), content_type: "image/jpeg", width: 180, height: 320 };
+                Ok(Poster { rendered, facts })
+            });
+        let svc = service(repo, blobs, processor, RenditionLimits::default());
+        let made = svc.get(&video(b"mp4")?, Variant::Preview).await?;
+        assert_eq!((made.content_type.as_str(), made.width, made.height), ("image/jpeg", 180, 320));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn without_a_video_engine_a_video_has_no_rendition_and_a_broken_one_is_recorded_once() -> TestResult {
+        let svc = service(MockMediaRepository::new(), MockBlobStore::new(), no_video(), RenditionLimits::default());
+        assert!(!svc.renders(&video(b"mp4")?));
+        assert!(matches!(svc.get(&video(b"mp4")?, Variant::Thumb).await, Err(RenditionError::NoRendition("thumb"))));
+
+        let mut repo = MockMediaRepository::new();
+        repo.expect_find_rendition().returning(|_, _| Ok(None));
+        repo.expect_save_video_facts().never();
+        repo.expect_save_rendition()
+            .withf(|_, _, r, _| *r == RenditionRecord::NotDecodable)
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_local_file().returning(|_| Ok(LocalFile::stored("/store/b1".into())));
+        let mut processor = MockMediaProcessor::new();
+        processor.expect_renders_video().return_const(true);
+        processor
+            .expect_poster()
+            .times(1)
+            .returning(|_, _, _| Err(RenderError::NotDecodable("moov atom not found".into())));
+        let svc = service(repo, blobs, processor, RenditionLimits::default());
+        assert!(svc.renders(&video(b"mp4")?));
+        let got = svc.get(&video(b"mp4")?, Variant::Thumb).await;
+        assert!(matches!(got, Err(RenditionError::VideoNotDecodable)), "{got:?}");
         Ok(())
     }
 

@@ -260,7 +260,12 @@ pub struct UploadService {
     processor: Arc<dyn MediaProcessor>,
     clock: Arc<dyn Clock>,
     limits: UploadLimits,
+    /// Told of every media an upload makes (a video's poster starts in the background).
+    after_complete: Option<AfterComplete>,
 }
+
+/// What is told of a media just made by an upload; it must not block.
+pub type AfterComplete = Arc<dyn Fn(&Media) + Send + Sync>;
 
 enum Access {
     Ok(Box<Upload>),
@@ -279,7 +284,14 @@ impl UploadService {
         clock: Arc<dyn Clock>,
         limits: UploadLimits,
     ) -> Self {
-        Self { uploads, media, blobs, processor, clock, limits }
+        Self { uploads, media, blobs, processor, clock, limits, after_complete: None }
+    }
+
+    /// Tells `hook` of every media an upload makes, right after it is recorded.
+    #[must_use]
+    pub fn with_after_complete(mut self, hook: AfterComplete) -> Self {
+        self.after_complete = Some(hook);
+        self
     }
 
     #[must_use]
@@ -859,6 +871,9 @@ impl UploadService {
             blob_key: key.clone(),
         };
         let media = self.uploads.complete(upload.id, &new).await?;
+        if let Some(hook) = &self.after_complete {
+            hook(&media);
+        }
         if media.blob_key != key {
             // Identical bytes were stored already: this copy is not needed. A failure
             // leaves an orphan that gc collects.
@@ -1484,6 +1499,7 @@ mod tests {
             kind: new.kind,
             width: new.width,
             height: new.height,
+            duration_ms: None,
             created_at: new.created_at,
             blob_key: new.blob_key.clone(),
         }

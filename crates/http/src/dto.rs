@@ -36,13 +36,19 @@ pub struct MediaDto {
     pub md5: String,
     /// `image`, `video`, `audio` or `other`.
     pub kind: String,
+    /// In pixels, as displayed (a video's rotation applied); an image's from its header,
+    /// a video's once its first poster was made.
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// A video's duration in seconds, once its first poster was made; `null` otherwise.
+    #[schema(example = 12.48)]
+    pub duration: Option<f64>,
     pub created_at: String,
     /// A signed, expiring download URL that needs no bearer header.
     pub file: String,
     /// A signed, expiring URL of the thumbnail (fits in 320x320; JPEG, or PNG where the
-    /// image has transparency); `null` when the media is not a raster image.
+    /// image has transparency; a JPEG poster frame for a video); `null` when the media is
+    /// neither a raster image nor a video (or videos are not rendered: no ffmpeg).
     pub thumbnail: Option<String>,
     /// Likewise, the preview (fits in 1600x1600).
     pub preview: Option<String>,
@@ -72,6 +78,7 @@ impl MediaDto {
             kind: m.kind.as_str().to_owned(),
             width: m.width,
             height: m.height,
+            duration: m.duration_ms.map(|ms| ms as f64 / 1000.0),
             created_at: rfc3339(m.created_at),
             file: links.file,
             thumbnail: links.thumbnail,

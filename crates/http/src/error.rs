@@ -326,6 +326,7 @@ impl From<RenditionError> for ApiError {
             RenditionError::NoRendition(_) => ApiError::not_found(e.to_string()),
             RenditionError::TooLarge { .. } | RenditionError::FileTooLarge { .. } => unprocessable("image-too-large"),
             RenditionError::NotDecodable => unprocessable("image-not-decodable"),
+            RenditionError::VideoNotDecodable => unprocessable("media-not-decodable"),
             RenditionError::NotFound => ApiError::not_found("no such media"),
             RenditionError::RangeNotSatisfiable { size } => GetMediaError::RangeNotSatisfiable { size }.into(),
             RenditionError::Repository(r) => r.into(),

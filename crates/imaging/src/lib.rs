@@ -20,12 +20,35 @@ use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, GenericImageView, ImageDecoder, ImageFormat};
 use mediabox_domain::ports::{MediaProcessor, Probe};
-use mediabox_domain::render::{fit_within, RenderError, Rendered, Variant};
+use mediabox_domain::render::{fit_within, Poster, RenderError, Rendered, Variant};
 
-/// The codecs of the `image` and `jpeg-decoder` crates.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Codecs;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod video;
 
+pub use video::Ffmpeg;
+
+/// The codecs of the `image` and `jpeg-decoder` crates, and ffmpeg for videos when found.
+#[derive(Debug, Clone, Default)]
+pub struct Codecs {
+    video: Option<Ffmpeg>,
+}
+
+impl Codecs {
+    /// Images only: videos get no renditions.
+    #[must_use]
+    pub fn images_only() -> Self {
+        Self { video: None }
+    }
+
+    /// Images, and video posters through `ffmpeg`.
+    #[must_use]
+    pub fn with_video(ffmpeg: Ffmpeg) -> Self {
+        Self { video: Some(ffmpeg) }
+    }
+}
+
+#[async_trait::async_trait]
 impl MediaProcessor for Codecs {
     fn probe(&self, _content_type: &str, head: &[u8]) -> Probe {
         let size = image::ImageReader::new(Cursor::new(head))
@@ -37,6 +60,17 @@ impl MediaProcessor for Codecs {
 
     fn render(&self, src: &[u8], variant: Variant, max_pixels: u64) -> Result<Rendered, RenderError> {
         render(src, variant, max_pixels)
+    }
+
+    fn renders_video(&self) -> bool {
+        self.video.is_some()
+    }
+
+    async fn poster(&self, video: &std::path::Path, variant: Variant, max_pixels: u64) -> Result<Poster, RenderError> {
+        match &self.video {
+            Some(ffmpeg) => ffmpeg.poster(video, variant, max_pixels).await,
+            None => Err(RenderError::NotDecodable("no video engine (ffmpeg) was found".into())),
+        }
     }
 }
 
@@ -200,13 +234,13 @@ mod tests {
     #[test]
     fn the_probe_reads_a_size_from_the_header_alone() -> Result<(), Box<dyn std::error::Error>> {
         let png = encoded(&DynamicImage::ImageRgb8(image::RgbImage::new(3, 2)), ImageFormat::Png)?;
-        assert_eq!(Codecs.probe("image/png", &png), Probe { width: Some(3), height: Some(2) });
+        assert_eq!(Codecs::images_only().probe("image/png", &png), Probe { width: Some(3), height: Some(2) });
         let jpeg = encoded(&DynamicImage::ImageRgb8(image::RgbImage::new(640, 480)), ImageFormat::Jpeg)?;
         assert_eq!(
-            Codecs.probe("image/jpeg", &jpeg[..jpeg.len().min(1024)]),
+            Codecs::images_only().probe("image/jpeg", &jpeg[..jpeg.len().min(1024)]),
             Probe { width: Some(640), height: Some(480) }
         );
-        assert_eq!(Codecs.probe("text/plain", b"just words"), Probe::default());
+        assert_eq!(Codecs::images_only().probe("text/plain", b"just words"), Probe::default());
         Ok(())
     }
 

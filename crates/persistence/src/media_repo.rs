@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use mediabox_domain::media::{DeleteOutcome, Deleter, Media, Reference};
 use mediabox_domain::ports::MediaRepository;
+use mediabox_domain::render::VideoFacts;
 use mediabox_domain::rendition::{owner_key, RenditionRecord, Variant};
 use mediabox_domain::{MediaId, OrgId, RepoError};
 
@@ -242,6 +243,22 @@ impl MediaRepository for DieselMediaRepository {
                 // Recorded already (made by another instance too): that one stays.
                 Err(e) if is_unique_violation(&e) => Ok(true),
                 Err(e) => Err(e),
+            })
+            .await
+    }
+
+    async fn save_video_facts(&self, blob_key: &str, facts: &VideoFacts) -> Result<(), RepoError> {
+        let key = blob_key.to_owned();
+        let dim = |v: u32| i32::try_from(v).map_err(|_| RepoError::Other("a video dimension out of range".into()));
+        let (width, height) = (dim(facts.width)?, dim(facts.height)?);
+        let duration =
+            i64::try_from(facts.duration_ms).map_err(|_| RepoError::Other("a duration out of range".into()))?;
+        self.db
+            .run(move |c| {
+                diesel::update(media::table.filter(media::blob_key.eq(&key)))
+                    .set((media::width.eq(width), media::height.eq(height), media::duration_ms.eq(duration)))
+                    .execute(c)
+                    .map(|_| ())
             })
             .await
     }

@@ -58,6 +58,7 @@ pub(crate) struct MediaRow {
     height: Option<i32>,
     created_at: NaiveDateTime,
     blob_key: Option<String>,
+    duration_ms: Option<i64>,
 }
 
 impl TryFrom<MediaRow> for Media {
@@ -75,6 +76,7 @@ impl TryFrom<MediaRow> for Media {
             kind: MediaKind::parse(&r.kind),
             width: to_u32(r.width, "media.width")?,
             height: to_u32(r.height, "media.height")?,
+            duration_ms: r.duration_ms.map(|d| to_u64(d, "media.duration_ms")).transpose()?,
             created_at: utc(r.created_at),
             blob_key: r.blob_key.unwrap_or_else(|| r.sha256.clone()),
             sha256: r.sha256,
@@ -98,9 +100,15 @@ pub(crate) struct NewMediaRow {
     height: Option<i32>,
     created_at: NaiveDateTime,
     blob_key: Option<String>,
+    duration_ms: Option<i64>,
 }
 
 impl NewMediaRow {
+    /// A video's displayed size and duration, known already of its bytes.
+    pub(crate) fn video_facts(&mut self, (width, height, duration_ms): (Option<i32>, Option<i32>, Option<i64>)) {
+        (self.width, self.height, self.duration_ms) = (width, height, duration_ms);
+    }
+
     /// The row of `m`, its bytes under blob `blob_key`.
     pub(crate) fn from_domain(m: &NewMedia, blob_key: &str) -> Result<Self, diesel::result::Error> {
         let dim = |v: Option<u32>| v.map(|x| i32::try_from(x).map_err(|_| RowError::Value("dimension"))).transpose();
@@ -118,6 +126,7 @@ impl NewMediaRow {
             height: dim(m.height)?,
             created_at: m.created_at.naive_utc(),
             blob_key: Some(blob_key.to_owned()),
+            duration_ms: None,
         })
     }
 }

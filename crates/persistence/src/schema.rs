@@ -16,6 +16,7 @@ diesel::table! {
         height -> Nullable<Integer>,
         created_at -> Timestamp,
         blob_key -> Nullable<Text>,
+        duration_ms -> Nullable<BigInt>,
     }
 }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use mediabox_domain::media::{Media, NewMedia};
+use mediabox_domain::media::{Media, MediaKind, NewMedia};
 use mediabox_domain::ports::UploadRepository;
 use mediabox_domain::upload::{ChunkAdvance, Concat, Upload};
 use mediabox_domain::{OrgId, RepoError, UploadId, UserId};
@@ -378,7 +378,20 @@ impl DieselUploadRepository {
                     return Err(TxError::Rollback(CompleteRace::AlreadyCompleted));
                 }
                 let blob = claim_blob(c, &new)?;
-                let row = NewMediaRow::from_domain(&new, &blob)?;
+                let mut row = NewMediaRow::from_domain(&new, &blob)?;
+                if blob != new.blob_key && new.kind == MediaKind::Video {
+                    // Identical bytes of a video already known: its poster is made, so
+                    // what it found (size, duration) comes from the media that has it.
+                    let known = media::table
+                        .filter(media::blob_key.eq(&blob))
+                        .filter(media::duration_ms.is_not_null())
+                        .select((media::width, media::height, media::duration_ms))
+                        .first::<(Option<i32>, Option<i32>, Option<i64>)>(c)
+                        .optional()?;
+                    if let Some(facts) = known {
+                        row.video_facts(facts);
+                    }
+                }
                 // The stored row comes back from the insert itself: no read after it.
                 let made: MediaRow = per_backend!(c, |c| diesel::insert_into(media::table)
                     .values(&row)

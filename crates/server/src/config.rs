@@ -35,6 +35,12 @@ pub struct Config {
     pub max_image_pixels: u64,
     /// Origins whose browsers may call the API (`*`: any); none by default.
     pub cors_origins: Vec<String>,
+    /// The ffmpeg for video posters (ffprobe beside it); `None`: found on `PATH`.
+    pub ffmpeg: Option<PathBuf>,
+    /// How long one ffmpeg or ffprobe may run before it is killed.
+    pub ffmpeg_timeout_secs: u64,
+    /// The address space one ffmpeg or ffprobe may use.
+    pub ffmpeg_max_memory_mb: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +70,9 @@ struct FileConfig {
     workers: Option<usize>,
     max_image_pixels: Option<u64>,
     cors_origins: Option<String>,
+    ffmpeg: Option<PathBuf>,
+    ffmpeg_timeout_secs: Option<u64>,
+    ffmpeg_max_memory_mb: Option<u64>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -133,6 +142,9 @@ impl Config {
                     v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
                 })
                 .unwrap_or_default(),
+            ffmpeg: env("FFMPEG").map(PathBuf::from).or(f.ffmpeg),
+            ffmpeg_timeout_secs: env_parse("FFMPEG_TIMEOUT_SECS")?.or(f.ffmpeg_timeout_secs).unwrap_or(30),
+            ffmpeg_max_memory_mb: env_parse("FFMPEG_MAX_MEMORY_MB")?.or(f.ffmpeg_max_memory_mb).unwrap_or(2048),
             data_dir,
         })
     }
@@ -161,6 +173,9 @@ impl Config {
             workers: None,
             max_image_pixels: 100_000_000,
             cors_origins: Vec::new(),
+            ffmpeg: None,
+            ffmpeg_timeout_secs: 30,
+            ffmpeg_max_memory_mb: 2048,
         }
     }
 }

@@ -152,26 +152,31 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         max_upload_bytes: config.max_upload_bytes,
         ttl: chrono::Duration::seconds(config.upload_ttl_secs),
     };
-    // The image codecs, behind the domain's MediaProcessor port.
-    let processor: Arc<dyn MediaProcessor> = Arc::new(mediabox_imaging::Codecs);
-    let uploads = Arc::new(UploadService::new(
-        Arc::new(DieselUploadRepository::new(db.clone())),
+    // The image codecs and ffmpeg, behind the domain's MediaProcessor port.
+    let processor: Arc<dyn MediaProcessor> = Arc::new(media_processor(config));
+    let renditions = Arc::new(RenditionService::new(
         media_repo.clone(),
         blobs.clone(),
         processor.clone(),
         clock.clone(),
-        limits,
+        RenditionLimits { max_pixels: config.max_image_pixels, ..RenditionLimits::default() },
     ));
-    let state = web::Data::new(AppState {
-        uploads: uploads.clone(),
-        media: Arc::new(MediaService::new(media_repo.clone(), blobs.clone())),
-        renditions: Arc::new(RenditionService::new(
+    let warm = renditions.clone();
+    let uploads = Arc::new(
+        UploadService::new(
+            Arc::new(DieselUploadRepository::new(db.clone())),
             media_repo.clone(),
-            blobs,
+            blobs.clone(),
             processor,
             clock.clone(),
-            RenditionLimits { max_pixels: config.max_image_pixels, ..RenditionLimits::default() },
-        )),
+            limits,
+        )
+        .with_after_complete(Arc::new(move |m| warm.prepare(m))),
+    );
+    let state = web::Data::new(AppState {
+        uploads: uploads.clone(),
+        media: Arc::new(MediaService::new(media_repo.clone(), blobs)),
+        renditions,
         events: Arc::new(EventService::new(
             Arc::new(DieselEventRepository::new(db.clone())),
             media_repo.clone(),
@@ -193,6 +198,26 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
 /// The blob store `config` names. An S3 bucket that does not answer at start is logged
 /// in one line (bucket and cause, never a secret) and the server starts anyway: `/readyz`
 /// answers 503 and requests that need the store 503 until it answers.
+/// The codecs: images always; video posters when ffmpeg is found (`MEDIABOX_FFMPEG`, else
+/// on `PATH`). Without it the service runs, and says so once.
+fn media_processor(config: &Config) -> mediabox_imaging::Codecs {
+    let timeout = std::time::Duration::from_secs(config.ffmpeg_timeout_secs.max(1));
+    let memory = config.ffmpeg_max_memory_mb.saturating_mul(1 << 20);
+    match mediabox_imaging::Ffmpeg::find(config.ffmpeg.as_deref(), timeout, memory) {
+        Some(ffmpeg) => {
+            tracing::info!(ffmpeg = %ffmpeg.path().display(), "video posters through ffmpeg");
+            mediabox_imaging::Codecs::with_video(ffmpeg)
+        }
+        None => {
+            let where_ = config.ffmpeg.as_ref().map_or("on PATH".to_owned(), |p| format!("at {}", p.display()));
+            tracing::warn!(
+                "no ffmpeg and ffprobe {where_}: videos get no thumbnail or preview (install ffmpeg, or set MEDIABOX_FFMPEG)"
+            );
+            mediabox_imaging::Codecs::images_only()
+        }
+    }
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
     let Some(s3) = &config.s3 else {
         let fs = FsBlobStore::open(config.data_dir.join("blobs"))

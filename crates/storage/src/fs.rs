@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, StoredBlob};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
 use tokio::fs::{self, File};
 use tokio::io::AsyncReadExt;
@@ -520,6 +520,22 @@ impl BlobStore for FsBlobStore {
             remove_present(&path).map(|()| len)
         })
         .await
+    }
+
+    async fn local_file(&self, key: &str) -> Result<LocalFile, StoreError> {
+        // The blob's own file, where it is (the current place first): no copy.
+        let places = self.blob_places(key)?;
+        blocking(move || {
+            for place in places {
+                if place.is_file() {
+                    return Ok(Some(place));
+                }
+            }
+            Ok(None)
+        })
+        .await?
+        .map(LocalFile::stored)
+        .ok_or(StoreError::NotFound)
     }
 
     async fn read(&self, key: &str, range: Option<(u64, u64)>) -> Result<ByteStream, StoreError> {

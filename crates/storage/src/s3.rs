@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, StoredBlob};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
@@ -496,6 +496,22 @@ impl BlobStore for S3BlobStore {
         };
         let got = self.s3.get_opts(&blob_path(key)?, opts).await.map_err(store_error)?;
         Ok(Box::pin(got.into_stream().map_err(std::io::Error::other)))
+    }
+
+    async fn local_file(&self, key: &str) -> Result<LocalFile, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        // A temporary copy (removed with the LocalFile): a program reading files, ffmpeg,
+        // gets a file it can seek in and never a network address.
+        let got = self.s3.get(&blob_path(key)?).await.map_err(store_error)?;
+        let temp =
+            tempfile::Builder::new().prefix("mediabox-blob-").tempfile().map_err(|e| StoreError::Other(Box::new(e)))?;
+        let mut file = tokio::fs::File::from_std(temp.reopen().map_err(|e| StoreError::Other(Box::new(e)))?);
+        let mut body = got.into_stream();
+        while let Some(piece) = body.next().await {
+            file.write_all(&piece.map_err(store_error)?).await.map_err(|e| StoreError::Other(Box::new(e)))?;
+        }
+        file.flush().await.map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(LocalFile::temporary(temp.path().to_owned(), temp))
     }
 
     async fn put_blob(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {

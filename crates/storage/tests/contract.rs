@@ -49,6 +49,7 @@ contract!(
     blobs_are_listed_and_deleted_idempotently,
     missing_blobs_are_not_found_and_keys_are_never_paths,
     renditions_are_put_whole_beside_their_blob_listed_and_deleted_with_it,
+    a_blob_is_given_as_a_local_file_for_programs_that_read_files,
 );
 
 /// What the upload row would hold: the offset and the staging state.
@@ -349,6 +350,25 @@ async fn renditions_are_put_whole_beside_their_blob_listed_and_deleted_with_it(
     assert!(store.list_staging().await?.is_empty(), "putting leaves no staging behind");
     store.delete_blobs(&with_renditions(std::slice::from_ref(&key))).await?;
     assert!(store.list_blobs().await?.is_empty());
+    Ok(())
+}
+
+async fn a_blob_is_given_as_a_local_file_for_programs_that_read_files(
+    store: &dyn BlobStore,
+    s3: Option<&S3Server>,
+) -> TestResult {
+    let mut row = Row::new();
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    send(store, &mut row, &bytes, true, 1 << 20).await?;
+    let key = commit(store, &row).await?;
+    let file = store.local_file(&key).await?;
+    assert_eq!(std::fs::read(file.path())?, bytes, "the file holds exactly the blob's bytes");
+    let path = file.path().to_owned();
+    drop(file);
+    // The filesystem store gives its own file, which stays; an S3 copy is removed.
+    assert_eq!(path.exists(), s3.is_none(), "{}", path.display());
+    assert!(matches!(store.local_file(&blob_key(UploadId::random())).await, Err(StoreError::NotFound)));
+    assert!(store.local_file("../../etc/passwd").await.is_err(), "keys are never paths");
     Ok(())
 }
 

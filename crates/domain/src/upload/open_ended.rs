@@ -706,6 +706,7 @@ mod tests {
             kind: MediaKind::Other,
             width: None,
             height: None,
+            duration_ms: None,
             created_at: new.created_at,
             blob_key: new.blob_key.clone(),
         }

@@ -10,7 +10,7 @@ pub mod uploads;
 
 use actix_web::HttpRequest;
 use mediabox_domain::media::Media;
-use mediabox_domain::rendition::{has_renditions, Variant};
+use mediabox_domain::rendition::Variant;
 use mediabox_domain::{EventId, MediaId};
 
 use crate::dto::{MediaDto, MediaLinks};
@@ -41,13 +41,14 @@ pub(crate) fn media_dto(state: &AppState, req: &HttpRequest, m: Media) -> MediaD
 /// worked out once for a page of them.
 pub(crate) struct Linker<'a> {
     signer: &'a crate::signing::UrlSigner,
+    renditions: &'a mediabox_domain::rendition::RenditionService,
     origin: String,
     now: chrono::DateTime<chrono::Utc>,
 }
 
 impl<'a> Linker<'a> {
     pub(crate) fn new(state: &'a AppState, req: &HttpRequest) -> Self {
-        Self { signer: &state.signer, origin: origin(req), now: chrono::Utc::now() }
+        Self { signer: &state.signer, renditions: &state.renditions, origin: origin(req), now: chrono::Utc::now() }
     }
 
     pub(crate) fn dto(&self, m: Media) -> MediaDto {
@@ -55,7 +56,7 @@ impl<'a> Linker<'a> {
             let query = self.signer.query(&m.org, m.id, variant, self.now);
             format!("{}/api/v2/media/{}/file?{query}", self.origin, m.id)
         };
-        let rendition = |v: Variant| has_renditions(&m).then(|| link(Some(v)));
+        let rendition = |v: Variant| self.renditions.renders(&m).then(|| link(Some(v)));
         let links =
             MediaLinks { file: link(None), thumbnail: rendition(Variant::Thumb), preview: rendition(Variant::Preview) };
         MediaDto::new(m, links)
