@@ -23,6 +23,7 @@ title() {
     reads) echo "Reads: requests/s with wrk -c64 (same process)" ;;
     thumbs) echo "Thumbnail of a 12-megapixel JPEG: milliseconds (lower is better)" ;;
     app) echo "Web app: first thumbnail on screen, ms from navigation (lower is better)" ;;
+    poster) echo "Poster of a 1080p 60 s video: milliseconds (lower is better)" ;;
     *) echo "$1" ;;
   esac
 }

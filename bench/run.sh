@@ -27,6 +27,7 @@ section() { # title command...
   section "Uploads on S3 (s3s-fs)" ./bench/s3.sh
   section "Bulk delete" ./bench/delete.sh
   section "Thumbnails beside vipsthumbnail" ./bench/thumbs.sh
+  section "Video posters beside ffmpeg" ./bench/video.sh
   section "Reads" ./bench/reads.sh
   section "The web app with a big gallery" ./bench/app.sh
 } 2>&1 | tee "$OUT"
@@ -40,7 +41,7 @@ import re, sys
 doc, out, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 text = open(doc).read()
 body = open(out).read().strip()
-charts = "\n".join(f"![{c}](bench/{c}.png)" for c in ("uploads", "limits", "reads", "thumbs", "app"))
+charts = "\n".join(f"![{c}](bench/{c}.png)" for c in ("uploads", "limits", "reads", "thumbs", "poster", "app"))
 block = (f"<!-- make bench: start (written by bench/run.sh; edits here are lost) -->\n"
          f"## Latest `make bench`\n\n{body}\n\nWhole run: {total // 60} min {total % 60} s.\n\n{charts}\n"
          f"<!-- make bench: end -->")

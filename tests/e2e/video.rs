@@ -25,6 +25,10 @@ on_both_databases!(using start, super::configured_ffmpeg;
     a_truncated_video_answers_422_once_recorded_and_deleting_a_video_removes_its_posters,
 );
 
+on_both_databases!(using start, |c| c.ffmpeg = Some("/nonexistent/ffmpeg".into());
+    without_ffmpeg_a_video_has_no_poster_and_the_server_still_runs,
+);
+
 on_both_databases!(using start_on_s3, super::configured_ffmpeg;
     posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests,
 );
@@ -164,5 +168,22 @@ async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests(s:
     assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 1, "one record");
     let duration = media(&u, &m).await?["duration"].as_f64().ok_or("a duration")?;
     assert!((duration - 4.0).abs() < 0.1, "{duration}");
+    Ok(())
+}
+
+async fn without_ffmpeg_a_video_has_no_poster_and_the_server_still_runs(s: TestServer) -> TestResult {
+    let Some(ff) = ffmpeg()? else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let u = s.as_user("u-1", "acme", ALL);
+    let m = u.upload(&make(&ff, dir.path(), "plain.mp4", PLAIN)?, 1 << 20, "clip.mp4").await?;
+    assert_eq!(m["kind"], "video");
+    assert!(m["thumbnail"].is_null() && m["preview"].is_null(), "{m}");
+    assert!(m["duration"].is_null());
+    let r = u.get(&format!("/api/v2/media/{}/file?variant=thumb", m["id"])).send().await?;
+    expect_problem(r, StatusCode::NOT_FOUND).await?;
+    // The original is served as ever.
+    let r = u.get(&format!("/api/v2/media/{}/file", m["id"])).send().await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await?.len(), m["size"].as_u64().ok_or("size")? as usize);
     Ok(())
 }

@@ -26,6 +26,10 @@
 //! CONCURRENT distinct copies of the JPEG at PATH (a byte after its end tells them apart),
 //! then asks for the first thumbnail of SEQUENTIAL of them one after another (each
 //! request's milliseconds) and of the other CONCURRENT all at once (thumbnails/s).
+//! `upload-bench poster URL TOKEN PATH RUNS` uploads the video at PATH RUNS times (each
+//! deleted before the next, so that each is a new blob), and for each waits for its
+//! duration to be known (the thumbnail is made in the background as it completes), then
+//! times the first request of its `preview` poster.
 //! Prints one line of JSON with the timing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -468,6 +472,54 @@ async fn main() {
                 "{}",
                 json!({"first_thumb_ms": ms, "median_ms": sorted[sorted.len() / 2],
                     "concurrent": concurrent, "thumbs/s": (concurrent as f64 / secs * 10.0).round() / 10.0})
+            );
+        }
+        "poster" => {
+            let video = std::fs::read(&args[4]).expect("read the video");
+            let runs = num(5);
+            let total = video.len() as u64;
+            let (mut facts_ms, mut preview_ms) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let mut id: Option<String> = None;
+                for (i, part) in video.chunks(16 << 20).enumerate() {
+                    let start = (i * (16 << 20)) as u64;
+                    id = Some(send_chunk(&http, &url, &token, id.as_deref(), start, part.to_vec(), total).await);
+                }
+                let media = complete(&http, &url, &token, id.as_deref().unwrap()).await;
+                let completed = Instant::now();
+                let path = format!("{url}/api/v2/media/{}/", media["id"]);
+                loop {
+                    let m: serde_json::Value =
+                        http.get(&path).bearer_auth(&token).send().await.expect("media").json().await.expect("json");
+                    if !m["duration"].is_null() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                facts_ms.push((completed.elapsed().as_secs_f64() * 10000.0).round() / 10.0);
+                let started = Instant::now();
+                let r = http.get(media["preview"].as_str().expect("preview")).send().await.expect("preview");
+                assert!(r.status().is_success(), "preview: {}", r.status());
+                r.bytes().await.expect("preview body");
+                preview_ms.push((started.elapsed().as_secs_f64() * 10000.0).round() / 10.0);
+                let gone = http
+                    .delete(format!("{url}/api/v1/images"))
+                    .bearer_auth(&token)
+                    .json(&json!({"image_ids": [media["uuid"]]}))
+                    .send()
+                    .await
+                    .expect("delete");
+                assert!(gone.status().is_success(), "delete: {}", gone.status());
+            }
+            let median = |v: &[f64]| {
+                let mut s = v.to_vec();
+                s.sort_by(f64::total_cmp);
+                s[s.len() / 2]
+            };
+            println!(
+                "{}",
+                json!({"preview_ms": preview_ms, "median_ms": median(&preview_ms),
+                    "facts_ms": facts_ms, "facts_median_ms": median(&facts_ms)})
             );
         }
         other => panic!("unknown mode {other}"),
