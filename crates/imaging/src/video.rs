@@ -2,8 +2,9 @@
 //! processes as pict-rs and Immich do. Hostile files are expected:
 //!
 //! - the input is a file the blob store gave (a path it made from a blob key), read with
-//!   `-protocol_whitelist file` and nothing else: no network, no other protocol, no
-//!   playlist reaching elsewhere;
+//!   `-protocol_whitelist file` and nothing else (no network, no other protocol), through
+//!   the demuxers of video containers only (`-format_whitelist`: no playlist, no concat
+//!   list, no image sequence reaching other files);
 //! - each process runs under a time limit (killed past it), an address-space limit (through
 //!   util-linux's `prlimit` when present) and one thread for decoding and for filters;
 //! - stdin is closed and the environment cleared; the poster comes back on stdout, at most
@@ -26,6 +27,10 @@ use tokio::io::AsyncReadExt;
 pub const MAX_SEEK_SECS: f64 = 3.0;
 /// The frames the `thumbnail` filter chooses among.
 pub const WINDOW_FRAMES: u32 = 48;
+/// The demuxers ffmpeg may use: the containers of the videos the service sniffs. A file
+/// that is something else (a playlist naming other files, an image sequence) is refused
+/// by ffmpeg before it opens anything.
+pub const DEMUXERS: &str = "mov,matroska,avi,mpegts,mpeg,flv,asf,ogg";
 /// A poster larger than this is refused (a 1600x1600 JPEG is far smaller).
 pub const MAX_POSTER_BYTES: usize = 16 << 20;
 
@@ -116,7 +121,16 @@ impl Ffmpeg {
     /// The first video stream's displayed size and the duration.
     async fn facts(&self, video: &Path) -> Result<VideoFacts, RenderError> {
         let mut cmd = self.command(&self.ffprobe);
-        cmd.args(["-v", "error", "-protocol_whitelist", "file", "-select_streams", "v:0"]);
+        cmd.args([
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            DEMUXERS,
+            "-select_streams",
+            "v:0",
+        ]);
         cmd.args([
             "-show_entries",
             "stream=width,height,duration:stream_tags=rotate:stream_side_data=rotation:format=duration",
@@ -140,7 +154,8 @@ impl Ffmpeg {
         let side = variant.max_side();
         let mut cmd = self.command(&self.ffmpeg);
         cmd.args(["-nostdin", "-v", "error", "-threads", "1", "-filter_threads", "1"]);
-        cmd.args(["-protocol_whitelist", "file", "-ss", &format!("{at:.3}"), "-i"]).arg(video);
+        cmd.args(["-protocol_whitelist", "file", "-format_whitelist", DEMUXERS, "-ss", &format!("{at:.3}"), "-i"]);
+        cmd.arg(video);
         let filters = format!(
             "thumbnail={WINDOW_FRAMES},scale=w='min({side},iw)':h='min({side},ih)':force_original_aspect_ratio=decrease"
         );
