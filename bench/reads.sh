@@ -57,7 +57,8 @@ print(c.execute("SELECT gallery_count FROM events WHERE id = 1").fetchone()[0], 
 EOF
 # The cursor of the last page: after entry n - 50 (the gallery's positions are its rows' ids).
 last=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT id FROM gallery_items WHERE event_id = 1 ORDER BY id DESC LIMIT 1 OFFSET 50').fetchone()[0])" "$DIR/data/mediabox.db")
-cursor=$(python3 -c "import base64,sys; print(base64.urlsafe_b64encode(('a' + sys.argv[1]).encode()).decode().rstrip('='))" "$last")
+# Cursors are `a<position>` (plain since 2026-12-06, issue 24; base64 before).
+cursor="a$last"
 deep="$URL/api/v2/event/1/gallery/?cursor=$cursor&page_size=50"
 n_deep=$(curl -fs -H "$AUTH" "$deep" | python3 -c "import json,sys; v=json.load(sys.stdin); print(len(v['results']), v['count'])")
 n_first=$(curl -fs -H "$AUTH" "$URL/api/v2/event/1/gallery/?page_size=50" | python3 -c "import json,sys; v=json.load(sys.stdin); print(len(v['results']), v['count'])")

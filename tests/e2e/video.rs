@@ -30,7 +30,7 @@ on_both_databases!(using start, |c| c.ffmpeg = Some("/nonexistent/ffmpeg".into()
 );
 
 on_both_databases!(using start_on_s3, super::configured_ffmpeg;
-    posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests,
+    posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_and_instances,
 );
 
 /// ffmpeg's path, or `None` (a loud skip).
@@ -153,7 +153,7 @@ async fn a_truncated_video_answers_422_once_recorded_and_deleting_a_video_remove
     Ok(())
 }
 
-async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests(s: TestServer) -> TestResult {
+async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_and_instances(s: TestServer) -> TestResult {
     let Some(ff) = ffmpeg()? else { return Ok(()) };
     let dir = tempfile::tempdir()?;
     let u = s.as_user("u-1", "acme", ALL);
@@ -168,6 +168,19 @@ async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests(s:
     assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 1, "one record");
     let duration = media(&u, &m).await?["duration"].as_f64().ok_or("a duration")?;
     assert!((duration - 4.0).abs() < 0.1, "{duration}");
+
+    // Two instances on one bucket and database, each asked at once for the preview nobody
+    // has made yet: one copy stored, one recorded, the same bytes from both.
+    let other = s.second_instance()?;
+    other.ready(&s.http).await?;
+    let preview = link(&m, "preview")?.to_owned();
+    let elsewhere = preview.replacen(&s.base, &other.base, 1);
+    let (here, there) = tokio::join!(fetch(&s, &preview), fetch(&s, &elsewhere));
+    let (here, there) = (here?, there?);
+    assert_eq!(decode(&here)?.dimensions(), (640, 360));
+    assert_eq!(here, there, "both instances answer the same preview");
+    assert_eq!(s.rendition_files().len(), 2, "one thumb and one preview in the bucket");
+    assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 2, "one record each");
     Ok(())
 }
 

@@ -214,6 +214,9 @@ impl TestServer {
             .env("MEDIABOX_WORKERS", "2")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null());
+        if let Some(ffmpeg) = &self.config.ffmpeg {
+            cmd.env("MEDIABOX_FFMPEG", ffmpeg);
+        }
         if let Some(s3) = &self.config.s3 {
             cmd.env("MEDIABOX_STORAGE", "s3")
                 .env("MEDIABOX_S3_BUCKET", &s3.bucket)
