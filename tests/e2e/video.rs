@@ -153,7 +153,9 @@ async fn a_truncated_video_answers_422_once_recorded_and_deleting_a_video_remove
     Ok(())
 }
 
-async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_and_instances(s: TestServer) -> TestResult {
+async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_and_instances(
+    s: TestServer,
+) -> TestResult {
     let Some(ff) = ffmpeg()? else { return Ok(()) };
     let dir = tempfile::tempdir()?;
     let u = s.as_user("u-1", "acme", ALL);
