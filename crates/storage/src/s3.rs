@@ -20,6 +20,7 @@
 //! became a part are removed only after the state without them was recorded (they are
 //! listed as `garbage` until then).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob};
 use mediabox_domain::{StoreError, UploadId};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
+};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
@@ -62,6 +66,36 @@ pub struct S3Config {
 #[derive(Debug, Clone)]
 pub struct S3BlobStore {
     s3: Arc<AmazonS3>,
+    /// HTTP requests sent to the S3 service, retries included (`/metrics`, the bench and
+    /// the contract tests count requests per upload with it).
+    requests: Arc<AtomicU64>,
+}
+
+/// object_store's own HTTP client, counting each request it sends.
+#[derive(Debug)]
+struct CountingConnector {
+    requests: Arc<AtomicU64>,
+}
+
+impl HttpConnector for CountingConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(CountingService { inner, requests: self.requests.clone() }))
+    }
+}
+
+#[derive(Debug)]
+struct CountingService {
+    inner: HttpClient,
+    requests: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl HttpService for CountingService {
+    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.execute(req).await
+    }
 }
 
 /// What the row keeps of an upload's staging.
@@ -176,8 +210,17 @@ impl S3BlobStore {
         if let Some(s) = &config.secret_access_key {
             b = b.with_secret_access_key(s);
         }
+        let requests = Arc::new(AtomicU64::new(0));
+        b = b.with_http_connector(CountingConnector { requests: requests.clone() });
         let s3 = b.build().map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { s3: Arc::new(s3) })
+        Ok(Self { s3: Arc::new(s3), requests })
+    }
+
+    /// How many HTTP requests this store has sent to the S3 service so far, retries
+    /// included.
+    #[must_use]
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     async fn read_all(&self, upload: UploadId, ranges: &[(u64, u64)], into: &mut Vec<u8>) -> Result<(), StoreError> {
