@@ -22,6 +22,8 @@ on_both_databases!(using start_on_s3, |_| {};
     identical_bytes_are_one_object_and_deleting_the_last_media_removes_it,
     an_abandoned_upload_leaves_nothing_in_the_bucket,
     an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc,
+    photos_in_one_request_are_one_object_each_and_identical_ones_share_it_even_racing,
+    a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_removes,
 );
 
 const KIB: usize = 1024;
@@ -273,5 +275,55 @@ async fn a_wrong_bucket_at_start_is_not_ready_and_never_panics() -> TestResult {
     s.s3.as_ref().ok_or("s3")?.bucket("no-such-bucket")?;
     expect_json(s.http.get(s.url("/readyz")).send().await?, StatusCode::OK).await?;
     u.upload(b"now it works", 5, "a.txt").await?;
+    Ok(())
+}
+
+/// A photo sent in one request (the chunk API's first and only chunk, or a tus
+/// creation-with-upload) is put where its blob goes in one request (issue 26); identical
+/// bytes are still one object, also when they race.
+async fn photos_in_one_request_are_one_object_each_and_identical_ones_share_it_even_racing(
+    s: TestServer,
+) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let photo = file(4 * MIB, 11);
+    let first = u.upload(&photo, photo.len(), "a.jpg").await?;
+    assert_eq!(s.stored_files().len(), 1, "{:?}", s.stored_files());
+    let again = u.upload(&photo, photo.len(), "b.jpg").await?;
+    assert_ne!(first["id"], again["id"]);
+    assert_eq!(s.stored_files().len(), 1, "identical bytes are one object: {:?}", s.stored_files());
+    assert_eq!(download(&u, &again["id"]).await?, photo);
+    // Two identical new photos at once: two media, one object.
+    let other = file(64 * KIB, 12);
+    let (x, y) = tokio::join!(u.upload(&other, other.len(), "x.jpg"), u.upload(&other, other.len(), "y.jpg"));
+    let (x, y) = (x?, y?);
+    assert_eq!(x["sha256"], y["sha256"]);
+    assert_eq!(s.stored_files().len(), 2, "one object per distinct photo: {:?}", s.stored_files());
+    assert_eq!(download(&u, &y["id"]).await?, other);
+    // Abandoned after its only chunk: nothing is left of it.
+    let r = u.chunk(None, &file(1000, 13), 0, Some(1000), "z").send().await?;
+    let id = expect_json(r, StatusCode::OK).await?["upload_id"].as_str().ok_or("id")?.to_owned();
+    assert_eq!(s.stored_files().len(), 3);
+    let r = u.delete(&format!("/api/v2/media/chunk_upload/{id}/")).send().await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(s.stored_files().len(), 2, "{:?}", s.stored_files());
+    Ok(())
+}
+
+/// A process that dies after putting a whole file and before recording its upload leaves
+/// an object no row names: gc removes it as an orphan, and touches nothing else.
+async fn a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_removes(s: TestServer) -> TestResult {
+    use mediabox_domain::UploadId;
+    let u = s.as_user("u-1", "acme", ALL);
+    let kept = u.upload(b"kept", 4, "k").await?;
+    // What the first chunk does before the row is inserted, and then nothing.
+    let store = &s.running.wired.store;
+    let mut w = store.staging_writer(UploadId::random(), 0, None, true).await?;
+    w.write(bytes::Bytes::from(file(64 * KIB, 14))).await?;
+    w.finish().await?;
+    assert_eq!(s.stored_files().len(), 2);
+    let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;
+    assert_eq!(done.blobs.count, 1, "the orphan");
+    assert_eq!(s.stored_files().len(), 1, "{:?}", s.stored_files());
+    assert_eq!(download(&u, &kept["id"]).await?, b"kept");
     Ok(())
 }

@@ -364,7 +364,10 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
     /// A writer placing bytes into the upload's staging from `offset` on. Bytes past
     /// `offset` left by a chunk that failed are overwritten; nothing the recorded state
-    /// refers to is changed until the new state is recorded.
+    /// refers to is changed until the new state is recorded. `whole`: the bytes this
+    /// writer gets are all of the file (from offset 0, its length announced and checked
+    /// before `finish`), so a store may write them where the upload's blob goes, in one
+    /// request, instead of staging them (S3); `commit_staging` then has nothing to move.
     /// # Errors
     /// `StoreError` when the staging cannot be opened.
     async fn staging_writer(
@@ -372,6 +375,7 @@ pub trait BlobStore: Send + Sync {
         upload: UploadId,
         offset: u64,
         staging: Option<String>,
+        whole: bool,
     ) -> Result<Box<dyn ChunkWriter>, StoreError>;
     /// Turns the first `size` bytes of the upload's staging into blob `key`, removes the
     /// staging, and answers up to `head` leading bytes of the blob (what the upload is

@@ -603,7 +603,10 @@ impl UploadService {
         let mut digest = span.verify.map(|v| BodyDigest::new(v.algorithm));
         let chunk_limit = span.limit;
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
-        let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging).await?;
+        // The whole file in this one write (its length known and checked before finish):
+        // a store may put it where its blob goes, in one request (S3).
+        let whole = upload.offset == 0 && staging.is_none() && expected.is_some() && expected == upload.total;
+        let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging, whole).await?;
         let streamed = async {
             let mut got: u64 = 0;
             while let Some(piece) = body.next().await {
@@ -1013,10 +1016,10 @@ mod tests {
         blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(None));
         blobs
             .expect_staging_writer()
-            .withf(|_, offset, _| *offset == 0)
+            .withf(|_, offset, _, _| *offset == 0)
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| finishing_writer(None));
+            .returning(|_, _, _, _| finishing_writer(None));
         // One statement, after the bytes: the row holds the chunk and no lease.
         let mut done = Hashes::default();
         done.update(b"ab");
@@ -1042,7 +1045,7 @@ mod tests {
         repo.expect_create().never();
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
-        blobs.expect_staging_writer().returning(|_, _, _| {
+        blobs.expect_staging_writer().returning(|_, _, _, _| {
             let mut w = accepting_writer();
             w.expect_abandon().returning(|| ());
             Ok(Box::new(w))
@@ -1060,7 +1063,7 @@ mod tests {
         repo.expect_insert().times(1).returning(|_| Err(RepoError::Unavailable("database down".into())));
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
-        blobs.expect_staging_writer().returning(|_, _, _| finishing_writer(Some("parts")));
+        blobs.expect_staging_writer().returning(|_, _, _, _| finishing_writer(Some("parts")));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
         let err = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await;
         assert!(matches!(err, Err(ChunkError::Repository(RepoError::Unavailable(_)))), "{err:?}");
@@ -1079,7 +1082,7 @@ mod tests {
         repo.expect_insert().never();
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
-        blobs.expect_staging_writer().returning(|_, _, _| finishing_writer(Some("parts")));
+        blobs.expect_staging_writer().returning(|_, _, _, _| finishing_writer(Some("parts")));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
         let svc = UploadService::new(
             Arc::new(repo),
@@ -1123,7 +1126,7 @@ mod tests {
             .expect_staging_writer()
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| finishing_writer(Some("mp+part")));
+            .returning(|_, _, _, _| finishing_writer(Some("mp+part")));
         let used = taken.clone();
         repo.expect_advance()
             .withf(move |_, lease, adv| used.lock().is_ok_and(|l| *l == Some(*lease)) && adv.offset == 2)
@@ -1225,7 +1228,7 @@ mod tests {
         repo.expect_advance().never();
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
-        blobs.expect_staging_writer().returning(|_, _, _| {
+        blobs.expect_staging_writer().returning(|_, _, _, _| {
             let mut w = accepting_writer();
             w.expect_abandon().times(1).returning(|| ());
             Ok(Box::new(w))
@@ -1258,10 +1261,10 @@ mod tests {
             .returning(|_, _, _, _| Ok(true));
         blobs
             .expect_staging_writer()
-            .withf(|_, _, st| st.as_deref() == Some("opened"))
+            .withf(|_, _, st, _| st.as_deref() == Some("opened"))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| finishing_writer(Some("opened+part")));
+            .returning(|_, _, _, _| finishing_writer(Some("opened+part")));
         repo.expect_advance()
             .withf(|_, _, a| a.offset == 2 && a.staging_state.as_deref() == Some("opened+part"))
             .times(1)

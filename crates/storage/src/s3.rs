@@ -44,6 +44,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::fs::valid_key;
 
+/// How much of a file put whole is kept for its complete to sniff (the domain's
+/// `SNIFF_BYTES`), and for how many files at once (most recent first; older ones are read
+/// back with one ranged GET).
+const HEAD_CACHED: usize = 256 * 1024;
+const HEADS_CACHED: usize = 64;
+
 /// S3 refuses smaller parts, except the last.
 const MIN_PART: u64 = 5 << 20;
 /// Parts are cut at this size while a chunk streams: memory per request stays about one
@@ -66,6 +72,9 @@ pub struct S3Config {
 #[derive(Debug, Clone)]
 pub struct S3BlobStore {
     s3: Arc<AmazonS3>,
+    /// The heads of files put whole by this process, until their complete asks for them
+    /// (most completes come to the instance that took the bytes): no GET to sniff them.
+    heads: Arc<std::sync::Mutex<std::collections::VecDeque<(UploadId, Bytes)>>>,
     /// HTTP requests sent to the S3 service, retries included (`/metrics`, the bench and
     /// the contract tests count requests per upload with it).
     requests: Arc<AtomicU64>,
@@ -116,6 +125,10 @@ struct Staging {
     /// Small objects whose bytes went into a part: removed by the next chunk or complete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     garbage: Vec<(u64, u64)>,
+    /// The whole file (`parted` bytes) was put in one request where the upload's blob
+    /// goes: complete has nothing to move.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    whole: bool,
 }
 
 impl Staging {
@@ -213,7 +226,21 @@ impl S3BlobStore {
         let requests = Arc::new(AtomicU64::new(0));
         b = b.with_http_connector(CountingConnector { requests: requests.clone() });
         let s3 = b.build().map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { s3: Arc::new(s3), requests })
+        Ok(Self { s3: Arc::new(s3), requests, heads: Arc::default() })
+    }
+
+    fn remember_head(&self, upload: UploadId, head: Bytes) {
+        let mut heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if heads.len() >= HEADS_CACHED {
+            heads.pop_front();
+        }
+        heads.push_back((upload, head));
+    }
+
+    fn take_head(&self, upload: UploadId) -> Option<Bytes> {
+        let mut heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = heads.iter().position(|(u, _)| *u == upload)?;
+        heads.remove(at).map(|(_, h)| h)
     }
 
     /// How many HTTP requests this store has sent to the S3 service so far, retries
@@ -318,6 +345,9 @@ struct S3ChunkWriter {
     /// Parts being sent, oldest first, while the next one fills from the socket (at most
     /// [`IN_FLIGHT`], so memory stays under `IN_FLIGHT + 1` parts).
     in_flight: std::collections::VecDeque<InFlight>,
+    /// The whole file comes in this chunk, under [`MIN_PART`] (no multipart opened):
+    /// held in memory and put where the blob goes in one request at `finish`.
+    whole: bool,
 }
 
 /// Parts of one chunk on their way while the next fills from the socket. One: receiving
@@ -405,6 +435,18 @@ impl ChunkWriter for S3ChunkWriter {
     }
 
     async fn finish(&mut self) -> Result<Option<String>, StoreError> {
+        if self.whole {
+            // One request: the file where its blob goes (no staging object, no copy, no
+            // delete). Until the upload's row records this state, gc sees a blob no row
+            // names, an orphan it removes (the upload's own key, never another's).
+            let bytes = Bytes::from(std::mem::take(&mut self.buf));
+            self.store.s3.put(&self.dest, PutPayload::from(bytes.clone())).await.map_err(write_error)?;
+            // A copy: a slice would keep the whole file's buffer alive in the cache.
+            self.store.remember_head(self.upload, Bytes::copy_from_slice(&bytes[..bytes.len().min(HEAD_CACHED)]));
+            self.st.parted = bytes.len() as u64;
+            self.st.whole = true;
+            return self.st.to_json().map(Some);
+        }
         self.land().await?;
         if !self.buf.is_empty() {
             if self.st.multipart.is_some() && self.st.pending.is_empty() && self.buf.len() as u64 >= MIN_PART {
@@ -462,11 +504,18 @@ impl BlobStore for S3BlobStore {
         upload: UploadId,
         offset: u64,
         staging: Option<String>,
+        whole: bool,
     ) -> Result<Box<dyn ChunkWriter>, StoreError> {
         let st = Staging::parse(staging.as_deref())?;
         if st.parted + st.pending_len() != offset {
             return Err(StoreError::Other(format!("staging does not end at offset {offset}").into()));
         }
+        if st.whole {
+            return Err(StoreError::Other("the upload's bytes were all written".into()));
+        }
+        // A whole file too small for a part (so no multipart was opened for it) goes in one
+        // PUT; a larger one streams into its multipart upload as any chunk does.
+        let whole = whole && offset == 0 && st.multipart.is_none() && st.pending.is_empty();
         let old_garbage = st.garbage.clone();
         Ok(Box::new(S3ChunkWriter {
             store: self.clone(),
@@ -477,6 +526,7 @@ impl BlobStore for S3BlobStore {
             end: offset,
             buf: Vec::new(),
             in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
+            whole,
         }))
     }
 
@@ -492,6 +542,18 @@ impl BlobStore for S3BlobStore {
         let st = Staging::parse(staging.as_deref())?;
         if st.multipart.is_some() && dest != upload_blob_path(upload)? {
             return Err(StoreError::Other("a multipart upload completes only into its upload's blob".into()));
+        }
+        if st.whole {
+            // Put whole where its blob goes already: nothing to move or remove.
+            if dest != upload_blob_path(upload)? || st.parted != size {
+                return Err(StoreError::Other("a file put whole completes only as itself".into()));
+            }
+            if let Some(cached) = self.take_head(upload) {
+                if cached.len() >= head || cached.len() as u64 == size {
+                    return Ok(cached[..head.min(cached.len())].to_vec());
+                }
+            }
+            return self.read_head(key, head).await;
         }
         // No HEAD first (one request less per file): assembling again is harmless, and
         // when it fails the blob may be there already: committed before, its answer lost
@@ -514,6 +576,15 @@ impl BlobStore for S3BlobStore {
     async fn delete_staging(&self, upload: UploadId, staging: Option<String>) -> Result<u64, StoreError> {
         let st = Staging::parse(staging.as_deref())?;
         let mut freed = 0;
+        if st.whole {
+            // An upload put whole and never completed (abandoned, expired): its bytes are
+            // where its blob would have gone.
+            self.take_head(upload);
+            match self.s3.delete(&upload_blob_path(upload)?).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => freed += st.parted,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
         if let Some(mp) = &st.multipart {
             match self.s3.abort_multipart(&upload_blob_path(upload)?, mp).await {
                 Ok(()) => freed += st.parted,

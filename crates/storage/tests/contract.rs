@@ -50,6 +50,7 @@ contract!(
     missing_blobs_are_not_found_and_keys_are_never_paths,
     renditions_are_put_whole_beside_their_blob_listed_and_deleted_with_it,
     a_blob_is_given_as_a_local_file_for_programs_that_read_files,
+    a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing,
 );
 
 /// What the upload row would hold: the offset and the staging state.
@@ -67,11 +68,23 @@ impl Row {
 
 /// Sends one chunk as the use case does, in pieces of `piece` bytes, and records it.
 async fn send(store: &dyn BlobStore, row: &mut Row, bytes: &[u8], len_known: bool, piece: usize) -> TestResult {
+    send_as(store, row, bytes, len_known, piece, false).await
+}
+
+/// As the domain sends a chunk; `whole`: these bytes are the whole file.
+async fn send_as(
+    store: &dyn BlobStore,
+    row: &mut Row,
+    bytes: &[u8],
+    len_known: bool,
+    piece: usize,
+    whole: bool,
+) -> TestResult {
     let len = len_known.then_some(bytes.len() as u64);
     if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len).await? {
         row.state = Some(opened);
     }
-    let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), whole).await?;
     for p in bytes.chunks(piece) {
         w.write(bytes::Bytes::copy_from_slice(p)).await?;
     }
@@ -168,7 +181,7 @@ async fn a_failed_chunk_leaves_the_recorded_staging_intact(
     if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), Some(9 * MIB as u64)).await? {
         row.state = Some(opened);
     }
-    let mut w = store.staging_writer(row.id, row.offset, row.state.clone()).await?;
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), false).await?;
     w.write(bytes::Bytes::from(vec![b'X'; 8 * MIB + 7])).await?;
     w.abandon().await;
     drop(w);
@@ -443,5 +456,54 @@ async fn an_s3_store_whose_server_stops_answers_unavailable_within_seconds_then_
     server.restart()?;
     store.ping().await?;
     assert_eq!(collect(store.read(&key, None).await?).await?, b"kept");
+    Ok(())
+}
+
+async fn a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    for size in [1, 64 * KIB, 4 * MIB, 12 * MIB] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let mut row = Row::new();
+        send_as(store, &mut row, &bytes, true, 256 * KIB, true).await?;
+        let key = commit(store, &row).await?;
+        assert_eq!(collect(store.read(&key, None).await?).await?, bytes, "{size} bytes");
+        // Committing again (a retried complete) is harmless.
+        commit(store, &row).await?;
+        store.delete_blob(&key).await?;
+        assert!(store.list_staging().await?.is_empty(), "{size}: no staging left");
+    }
+    // Abandoned (or expired) before complete: nothing is left anywhere.
+    let mut row = Row::new();
+    send_as(store, &mut row, &[9u8; 64 * KIB], true, 16 * KIB, true).await?;
+    store.delete_staging(row.id, row.state.clone()).await?;
+    assert!(store.list_blobs().await?.is_empty(), "{:?}", store.list_blobs().await?);
+    assert!(store.list_staging().await?.is_empty());
+    Ok(())
+}
+
+/// What the S3 store sends for a file that comes in one request: one PUT, where its blob
+/// goes; complete on the same instance sends nothing more, on another one ranged GET (its
+/// head, to sniff it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_file_in_one_request_costs_one_request() -> TestResult {
+    let Some(server) = S3Server::start("contract::one_request")? else { return Ok(()) };
+    let store = server.store("contract")?;
+    let elsewhere = server.store("contract")?;
+    for size in [64 * KIB, 4 * MIB] {
+        let bytes = vec![5u8; size];
+        let mut row = Row::new();
+        let before = store.requests_sent();
+        send_as(&store, &mut row, &bytes, true, 256 * KIB, true).await?;
+        commit(&store, &row).await?;
+        assert_eq!(store.requests_sent() - before, 1, "{size} bytes: one PUT");
+        // Completed by another instance: the head is read back, nothing else.
+        let mut row = Row::new();
+        send_as(&store, &mut row, &[6u8; 1000], true, 256, true).await?;
+        let before = elsewhere.requests_sent();
+        commit(&elsewhere, &row).await?;
+        assert_eq!(elsewhere.requests_sent() - before, 1, "one ranged GET");
+    }
     Ok(())
 }

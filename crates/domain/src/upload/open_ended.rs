@@ -667,7 +667,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
         let sink = written.clone();
-        blobs.expect_staging_writer().returning(move |_, _, _| {
+        blobs.expect_staging_writer().returning(move |_, _, _, _| {
             let mut w = MockChunkWriter::new();
             let sink = sink.clone();
             w.expect_write().returning(move |b| {
