@@ -353,7 +353,8 @@ pub trait BlobStore: Send + Sync {
     /// Opens what the upload's next chunk, of `len` bytes (`None`: unknown), needs
     /// before bytes flow. Returns a new staging state when it opened something the database must know
     /// of before any byte goes into it (S3: a multipart upload); `None` when nothing
-    /// changed.
+    /// changed. `whole`: the chunk is all of the file (see [`Self::staging_writer`]); a
+    /// store that will write it in one request opens nothing for it.
     /// # Errors
     /// `StoreError` when the store cannot be reached.
     async fn prepare_staging(
@@ -361,6 +362,7 @@ pub trait BlobStore: Send + Sync {
         upload: UploadId,
         staging: Option<String>,
         len: Option<u64>,
+        whole: bool,
     ) -> Result<Option<String>, StoreError>;
     /// A writer placing bytes into the upload's staging from `offset` on. Bytes past
     /// `offset` left by a chunk that failed are overwritten; nothing the recorded state

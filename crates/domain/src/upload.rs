@@ -327,7 +327,8 @@ impl UploadService {
         // lease to take and give back (one statement instead of two). A crash in between
         // leaves staging bytes without a row, which gc's stray staging sweep removes.
         let len = range.map(|r| r.byte_count());
-        match self.blobs.prepare_staging(upload.id, None, len).await? {
+        let whole = range.is_some_and(|r| r.start == 0 && r.total == Some(r.byte_count()));
+        match self.blobs.prepare_staging(upload.id, None, len, whole).await? {
             Some(opened) => {
                 let upload = Upload { staging_state: Some(opened), ..upload };
                 let lease = uuid::Uuid::new_v4();
@@ -533,7 +534,7 @@ impl UploadService {
         len: Option<u64>,
     ) -> Result<Option<String>, ChunkError> {
         let current = upload.staging_state.clone();
-        let Some(opened) = self.blobs.prepare_staging(upload.id, current.clone(), len).await? else {
+        let Some(opened) = self.blobs.prepare_staging(upload.id, current.clone(), len, false).await? else {
             return Ok(current);
         };
         self.record_opened(upload, lease, opened).await
@@ -1013,7 +1014,7 @@ mod tests {
         let mut seq = mockall::Sequence::new();
         let mut repo = MockUploadRepository::new();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(None));
+        blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(None));
         blobs
             .expect_staging_writer()
             .withf(|_, offset, _, _| *offset == 0)
@@ -1044,7 +1045,7 @@ mod tests {
         repo.expect_insert().never();
         repo.expect_create().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _, _| {
             let mut w = accepting_writer();
             w.expect_abandon().returning(|| ());
@@ -1062,7 +1063,7 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         repo.expect_insert().times(1).returning(|_| Err(RepoError::Unavailable("database down".into())));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _, _| finishing_writer(Some("parts")));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
         let err = service(repo, blobs).start(&writer("u-1")?, "a.bin", None, body(&[b"ab"])).await;
@@ -1081,7 +1082,7 @@ mod tests {
         let mut repo = MockUploadRepository::new();
         repo.expect_insert().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _, _| finishing_writer(Some("parts")));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("parts")).times(1).returning(|_, _| Ok(2));
         let svc = UploadService::new(
@@ -1102,7 +1103,7 @@ mod tests {
         let mut seq = mockall::Sequence::new();
         let mut repo = MockUploadRepository::new();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _| Ok(Some("mp".into())));
+        blobs.expect_prepare_staging().times(1).in_sequence(&mut seq).returning(|_, _, _, _| Ok(Some("mp".into())));
         let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
         let held = taken.clone();
         repo.expect_create()
@@ -1117,10 +1118,10 @@ mod tests {
         // Opened already: the store opens nothing more, and nothing is recorded again.
         blobs
             .expect_prepare_staging()
-            .withf(|_, st, _| st.as_deref() == Some("mp"))
+            .withf(|_, st, _, _| st.as_deref() == Some("mp"))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| Ok(None));
+            .returning(|_, _, _, _| Ok(None));
         repo.expect_record_staging().never();
         blobs
             .expect_staging_writer()
@@ -1227,7 +1228,7 @@ mod tests {
         repo.expect_release_lease().times(1).returning(|_, _| Ok(()));
         repo.expect_advance().never();
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
         blobs.expect_staging_writer().returning(|_, _, _, _| {
             let mut w = accepting_writer();
             w.expect_abandon().times(1).returning(|| ());
@@ -1250,10 +1251,10 @@ mod tests {
         repo.expect_acquire_lease().times(1).in_sequence(&mut seq).returning(|_, _, _, _, _| Ok(true));
         blobs
             .expect_prepare_staging()
-            .withf(|_, st, len| st.is_none() && *len == Some(2))
+            .withf(|_, st, len, _| st.is_none() && *len == Some(2))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| Ok(Some("opened".into())));
+            .returning(|_, _, _, _| Ok(Some("opened".into())));
         repo.expect_record_staging()
             .withf(|_, _, st, _| st == "opened")
             .times(1)
@@ -1290,7 +1291,7 @@ mod tests {
         repo.expect_find().times(1).in_sequence(&mut seq).returning(move |_| Ok(Some(gone.clone())));
         repo.expect_release_lease().returning(|_, _| Ok(()));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _| Ok(Some("mp".into())));
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(Some("mp".into())));
         blobs.expect_delete_staging().withf(|_, st| st.as_deref() == Some("mp")).times(1).returning(|_, _| Ok(0));
         let svc = service(repo, blobs);
         let err = svc.append(&writer("u-1")?, id, ChunkRange::new(0, 1, None)?, body(&[b"ab"])).await;

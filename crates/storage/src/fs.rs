@@ -419,6 +419,7 @@ impl BlobStore for FsBlobStore {
         _upload: UploadId,
         _staging: Option<String>,
         _len: Option<u64>,
+        _whole: bool,
     ) -> Result<Option<String>, StoreError> {
         Ok(None)
     }

@@ -345,8 +345,9 @@ struct S3ChunkWriter {
     /// Parts being sent, oldest first, while the next one fills from the socket (at most
     /// [`IN_FLIGHT`], so memory stays under `IN_FLIGHT + 1` parts).
     in_flight: std::collections::VecDeque<InFlight>,
-    /// The whole file comes in this chunk, under [`MIN_PART`] (no multipart opened):
-    /// held in memory and put where the blob goes in one request at `finish`.
+    /// The whole file comes in this chunk, at most [`PART`] (no multipart opened): held
+    /// in memory, as a part would be, and put where the blob goes in one request at
+    /// `finish`.
     whole: bool,
 }
 
@@ -486,8 +487,13 @@ impl BlobStore for S3BlobStore {
         upload: UploadId,
         staging: Option<String>,
         len: Option<u64>,
+        whole: bool,
     ) -> Result<Option<String>, StoreError> {
         let mut st = Staging::parse(staging.as_deref())?;
+        if whole && staging.is_none() && len.is_some_and(|l| l <= PART) {
+            // Put in one request at the end (the whole file fits a part's memory).
+            return Ok(None);
+        }
         // A multipart upload is opened once a part can be made; a chunk of unknown length
         // is kept as one small object (it is at most the chunk limit).
         let enough = st.pending_len() >= MIN_PART || len.is_some_and(|l| st.pending_len() + l >= MIN_PART);
@@ -513,8 +519,8 @@ impl BlobStore for S3BlobStore {
         if st.whole {
             return Err(StoreError::Other("the upload's bytes were all written".into()));
         }
-        // A whole file too small for a part (so no multipart was opened for it) goes in one
-        // PUT; a larger one streams into its multipart upload as any chunk does.
+        // A whole file of at most a part (no multipart was opened for it) goes in one PUT;
+        // a larger one streams into its multipart upload as any chunk does.
         let whole = whole && offset == 0 && st.multipart.is_none() && st.pending.is_empty();
         let old_garbage = st.garbage.clone();
         Ok(Box::new(S3ChunkWriter {

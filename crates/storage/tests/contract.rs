@@ -81,7 +81,7 @@ async fn send_as(
     whole: bool,
 ) -> TestResult {
     let len = len_known.then_some(bytes.len() as u64);
-    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len).await? {
+    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len, whole).await? {
         row.state = Some(opened);
     }
     let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), whole).await?;
@@ -178,7 +178,7 @@ async fn a_failed_chunk_leaves_the_recorded_staging_intact(
     send(store, &mut row, &file[..3 * MIB], true, 64 * KIB).await?;
     // A chunk that fails half-way: bytes written (a part sent, for S3), never recorded.
     let before = (row.offset, row.state.clone());
-    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), Some(9 * MIB as u64)).await? {
+    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), Some(9 * MIB as u64), false).await? {
         row.state = Some(opened);
     }
     let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), false).await?;
@@ -463,7 +463,7 @@ async fn a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing
     store: &dyn BlobStore,
     _s3: Option<&S3Server>,
 ) -> TestResult {
-    for size in [1, 64 * KIB, 4 * MIB, 12 * MIB] {
+    for size in [1, 64 * KIB, 4 * MIB, 8 * MIB, 8 * MIB + 1, 12 * MIB] {
         let bytes: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
         let mut row = Row::new();
         send_as(store, &mut row, &bytes, true, 256 * KIB, true).await?;
@@ -491,7 +491,7 @@ async fn on_s3_a_file_in_one_request_costs_one_request() -> TestResult {
     let Some(server) = S3Server::start("contract::one_request")? else { return Ok(()) };
     let store = server.store("contract")?;
     let elsewhere = server.store("contract")?;
-    for size in [64 * KIB, 4 * MIB] {
+    for size in [64 * KIB, 4 * MIB, 8 * MIB] {
         let bytes = vec![5u8; size];
         let mut row = Row::new();
         let before = store.requests_sent();

@@ -170,7 +170,10 @@ impl UploadService {
             if upload.total.is_some_and(|t| n > t) {
                 return Err(ChunkError::BeyondLength { length: upload.total.unwrap_or_default() });
             }
-            match self.blobs.prepare_staging(upload.id, None, Some(n)).await? {
+            // All of the file in this request (not a part of a concatenation, whose bytes
+            // are joined later like any upload's).
+            let whole = upload.total == Some(n) && !matches!(upload.concat, Some(Concat::Partial { .. }));
+            match self.blobs.prepare_staging(upload.id, None, Some(n), whole).await? {
                 None => return self.create_with_bytes(upload, lease, body).await,
                 // The row records what the store opened before any byte goes into it.
                 Some(opened) => {
@@ -409,15 +412,16 @@ impl UploadService {
         before: Option<Recording<'_>>,
     ) -> Result<(u64, Option<String>), ChunkError> {
         let mut before = before;
-        let staging = match self.blobs.prepare_staging(upload.id, upload.staging_state.clone(), span.hint).await? {
-            None => upload.staging_state.clone(),
-            Some(opened) => {
-                if let Some(r) = before.take() {
-                    r.await?;
+        let staging =
+            match self.blobs.prepare_staging(upload.id, upload.staging_state.clone(), span.hint, false).await? {
+                None => upload.staging_state.clone(),
+                Some(opened) => {
+                    if let Some(r) = before.take() {
+                        r.await?;
+                    }
+                    self.record_opened(upload, lease, opened).await?
                 }
-                self.record_opened(upload, lease, opened).await?
-            }
-        };
+            };
         let streaming = async {
             let (got, mut writer) = self.stream_with(upload, hashes, staging, None, span, body).await?;
             Ok::<_, ChunkError>((got, writer.finish().await?))
@@ -665,7 +669,7 @@ mod tests {
     /// A store whose staging writers append what they get to `written`.
     fn recording_store(written: &Arc<Mutex<Vec<u8>>>) -> MockBlobStore {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_prepare_staging().returning(|_, _, _| Ok(None));
+        blobs.expect_prepare_staging().returning(|_, _, _, _| Ok(None));
         let sink = written.clone();
         blobs.expect_staging_writer().returning(move |_, _, _, _| {
             let mut w = MockChunkWriter::new();
