@@ -26,8 +26,12 @@ S3PID=$!
 ENDPOINT=http://127.0.0.1:$PORT
 for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
 
+# The database of the servers: SQLite in their data folder, or DB_URL (PostgreSQL).
+DB_URL=""
 start_server() {
   rm -rf "$DIR/data"; mkdir -p "$DIR/data"
+  local db=${DB_URL:-sqlite://$DIR/data/mediabox.db}
+  MEDIABOX_DATABASE_URL=$db \
   MEDIABOX_DATA_DIR=$DIR/data MEDIABOX_LISTEN=127.0.0.1:0 MEDIABOX_JWT_SECRET=bench RUST_LOG=warn \
     MEDIABOX_STORAGE=s3 MEDIABOX_S3_BUCKET=bench MEDIABOX_S3_ENDPOINT=$ENDPOINT MEDIABOX_S3_REGION=us-east-1 \
     MEDIABOX_S3_ACCESS_KEY_ID=mediabox-test MEDIABOX_S3_SECRET_ACCESS_KEY=mediabox-test-secret \
@@ -40,7 +44,7 @@ start_server() {
 stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; rm -rf "$DIR/s3/bench"/*; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "s3s-fs 0.14.1 on loopback over $DIR/s3; mediabox release on SQLite; $RUNS runs each, alternating"
+echo "s3s-fs 0.14.1 on loopback over $DIR/s3; mediabox release on SQLite (and PostgreSQL for the one-request rows); $RUNS runs each, alternating"
 echo
 
 large() { # bytes
@@ -71,16 +75,40 @@ echo "|---|---|---|---|---|---|"
 large 104857600
 large 1073741824
 
-small=() rss=() ceil=()
-for i in $(seq 1 "$RUNS"); do
-  r=$($BENCH s3-small "$ENDPOINT" bench 2000 65536 32); ceil+=("$(field "$r" files/s)")
-  rm -rf "$DIR/s3/bench"/*
-  start_server
-  r=$($BENCH small "$URL" "$TOKEN" 2000 65536 32); small+=("$(field "$r" files/s)")
-  rss+=("$(rss_mib)")
-  stop_server
-done
+# Files sent in one request each, 32 clients at once, beside the ceiling of one PUT per
+# file straight into the same s3s-fs. $1 files of $2 bytes; $3 the row's name.
+files() {
+  local ours=() rss=() ceil=() r i
+  for i in $(seq 1 "$RUNS"); do
+    r=$($BENCH s3-small "$ENDPOINT" bench "$1" "$2" 32); ceil+=("$(field "$r" files/s)")
+    rm -rf "$DIR/s3/bench"/*
+    reset_db
+    start_server
+    r=$($BENCH small "$URL" "$TOKEN" "$1" "$2" 32); ours+=("$(field "$r" files/s)")
+    rss+=("$(rss_mib)")
+    stop_server
+  done
+  local m c
+  m=$(median "${ours[@]}"); c=$(median "${ceil[@]}")
+  echo "| $3 | $(stats "${ours[@]}") files/s | $(stats "${ceil[@]}") files/s | $(awk "BEGIN {printf \"%.2fx\", $m/$c}") | $(stats "${rss[@]}") MiB |"
+}
+# A fresh PostgreSQL database per server when DB_URL is set.
+reset_db() {
+  [ -n "$DB_URL" ] || return 0
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" >/dev/null
+}
 echo
-echo "| upload | mediabox | ceiling: one PUT per file, 32 at once | server peak RSS |"
-echo "|---|---|---|---|"
-echo "| 2000 files of 64 KiB, 32 clients | $(stats "${small[@]}") files/s | $(stats "${ceil[@]}") files/s | $(stats "${rss[@]}") MiB |"
+echo "| upload, one request per file, 32 clients | mediabox | ceiling: one PUT per file, 32 at once | mediabox / ceiling | server peak RSS |"
+echo "|---|---|---|---|---|"
+files 2000 65536 "2000 files of 64 KiB, SQLite"
+files 128 4194304 "128 photos of 4 MiB, SQLite"
+PGDB=mediabox_bench_s3_$$
+if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+  DB_URL=postgres://postgres@127.0.0.1:5432/$PGDB
+  files 2000 65536 "2000 files of 64 KiB, PostgreSQL"
+  files 128 4194304 "128 photos of 4 MiB, PostgreSQL"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null
+  DB_URL=""
+else
+  echo "| PostgreSQL rows | skipped: no PostgreSQL at 127.0.0.1:5432 (trust auth) | | | |"
+fi

@@ -349,6 +349,9 @@ struct S3ChunkWriter {
     /// in memory, as a part would be, and put where the blob goes in one request at
     /// `finish`.
     whole: bool,
+    /// In `whole` mode, the pieces as the request brought them: put as they are, never
+    /// copied into one buffer.
+    pieces: Vec<Bytes>,
 }
 
 /// Parts of one chunk on their way while the next fills from the socket. One: receiving
@@ -423,6 +426,11 @@ impl Drop for S3ChunkWriter {
 #[async_trait]
 impl ChunkWriter for S3ChunkWriter {
     async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        if self.whole {
+            self.end += bytes.len() as u64;
+            self.pieces.push(bytes);
+            return Ok(());
+        }
         if self.buf.capacity() == 0 && self.st.multipart.is_some() {
             // One allocation per part, not a doubling series: the allocator reuses it.
             self.buf.reserve_exact(usize::try_from(PART).unwrap_or(0));
@@ -440,11 +448,19 @@ impl ChunkWriter for S3ChunkWriter {
             // One request: the file where its blob goes (no staging object, no copy, no
             // delete). Until the upload's row records this state, gc sees a blob no row
             // names, an orphan it removes (the upload's own key, never another's).
-            let bytes = Bytes::from(std::mem::take(&mut self.buf));
-            self.store.s3.put(&self.dest, PutPayload::from(bytes.clone())).await.map_err(write_error)?;
-            // A copy: a slice would keep the whole file's buffer alive in the cache.
-            self.store.remember_head(self.upload, Bytes::copy_from_slice(&bytes[..bytes.len().min(HEAD_CACHED)]));
-            self.st.parted = bytes.len() as u64;
+            let pieces = std::mem::take(&mut self.pieces);
+            // A copy of the head: a slice would keep the request's buffers alive in the cache.
+            let mut head = Vec::with_capacity(usize::try_from(self.end).map_or(HEAD_CACHED, |n| n.min(HEAD_CACHED)));
+            for p in &pieces {
+                let room = HEAD_CACHED - head.len();
+                if room == 0 {
+                    break;
+                }
+                head.extend_from_slice(&p[..p.len().min(room)]);
+            }
+            self.store.s3.put(&self.dest, PutPayload::from_iter(pieces)).await.map_err(write_error)?;
+            self.store.remember_head(self.upload, Bytes::from(head));
+            self.st.parted = self.end;
             self.st.whole = true;
             return self.st.to_json().map(Some);
         }
@@ -533,6 +549,7 @@ impl BlobStore for S3BlobStore {
             buf: Vec::new(),
             in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
             whole,
+            pieces: Vec::new(),
         }))
     }
 
