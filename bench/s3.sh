@@ -95,7 +95,8 @@ files() {
 # A fresh PostgreSQL database per server when DB_URL is set.
 reset_db() {
   [ -n "$DB_URL" ] || return 0
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" >/dev/null
 }
 echo
 echo "| upload, one request per file, 32 clients | mediabox | ceiling: one PUT per file, 32 at once | mediabox / ceiling | server peak RSS |"
@@ -112,3 +113,27 @@ if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && psql -h 127.0.0.1 -U postgr
 else
   echo "| PostgreSQL rows | skipped: no PostgreSQL at 127.0.0.1:5432 (trust auth) | | | |"
 fi
+
+# Thumbnails of photos stored on S3 (first request: the original read from the bucket,
+# the thumbnail put there), beside the same on the filesystem store.
+$BENCH make-jpeg "$DIR/photo.jpg" 4000 3000
+thumbs_on() { # fs|s3
+  rm -rf "$DIR/data"; mkdir -p "$DIR/data"
+  local store=(MEDIABOX_STORAGE=fs)
+  [ "$1" = s3 ] && store=(MEDIABOX_STORAGE=s3 MEDIABOX_S3_BUCKET=bench MEDIABOX_S3_ENDPOINT=$ENDPOINT MEDIABOX_S3_REGION=us-east-1
+    MEDIABOX_S3_ACCESS_KEY_ID=mediabox-test MEDIABOX_S3_SECRET_ACCESS_KEY=mediabox-test-secret)
+  env "${store[@]}" MEDIABOX_DATA_DIR=$DIR/data MEDIABOX_LISTEN=127.0.0.1:0 MEDIABOX_JWT_SECRET=bench RUST_LOG=warn \
+    ./target/release/mediabox serve >"$DIR/out.log" 2>"$DIR/err.log" &
+  PID=$!
+  for _ in $(seq 1 100); do grep -q listening "$DIR/out.log" 2>/dev/null && break; sleep 0.1; done
+  URL=$(sed -n 's/^mediabox listening on //p' "$DIR/out.log")
+  TOKEN=$(MEDIABOX_JWT_SECRET=bench ./target/release/mediabox token --sub bench --org bench --perm media:read,media:write)
+  r=$($BENCH thumbs "$URL" "$TOKEN" "$DIR/photo.jpg" 15 32)
+  stop_server
+  python3 -c "import json,sys; v=json.loads(sys.argv[1]); m=sorted(v['first_thumb_ms']); print('| %s | %.1f (%.1f-%.1f) ms | %s thumbnails/s |' % (sys.argv[2], v['median_ms'], m[0], m[-1], v['thumbs/s']))" "$r" "$2"
+}
+echo
+echo "| first thumbnail of a 12-megapixel JPEG, over HTTP | median (min-max) of 15 | 32 at once |"
+echo "|---|---|---|"
+thumbs_on fs "filesystem store"
+thumbs_on s3 "S3 (s3s-fs): the original read from the bucket, the thumbnail put there"
