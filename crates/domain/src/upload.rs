@@ -1488,8 +1488,8 @@ mod tests {
         Ok(())
     }
 
-    /// The media a repository records for `new`.
-    fn recorded(new: &NewMedia) -> Media {
+    /// The media a repository records for `new` (also for `open_ended`'s tests).
+    pub(super) fn recorded(new: &NewMedia) -> Media {
         Media {
             id: MediaId::new(1).unwrap_or_else(|_| unreachable!()),
             uuid: new.uuid,

@@ -60,42 +60,30 @@ impl Modify for Problems {
         components.schemas.insert("Problem".into(), <Problem as utoipa::PartialSchema>::schema());
         let problem = || ContentBuilder::new().schema(Some(RefOr::Ref(Ref::from_schema_name("Problem")))).build();
         let global_security = api.security.clone();
-        for item in api.paths.paths.values_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for op in ops.into_iter().flatten() {
-                let open = op.security.as_ref().is_some_and(|s| s.iter().all(|r| *r == Default::default()));
-                let secured = !open && (op.security.is_some() || global_security.is_some());
-                let responses = &mut op.responses.responses;
-                if secured {
-                    for (code, why) in [
-                        ("400", "the request is malformed: the problem's `field` names what is wrong"),
-                        ("401", "no token, or one that is not valid"),
-                        ("503", "the database or the storage is unreachable; retry shortly"),
-                    ] {
-                        responses
-                            .entry(code.to_owned())
-                            .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(why).build()));
-                    }
+        for op in operations(api) {
+            let open = op.security.as_ref().is_some_and(|s| s.iter().all(|r| *r == Default::default()));
+            let secured = !open && (op.security.is_some() || global_security.is_some());
+            let responses = &mut op.responses.responses;
+            if secured {
+                for (code, why) in [
+                    ("400", "the request is malformed: the problem's `field` names what is wrong"),
+                    ("401", "no token, or one that is not valid"),
+                    ("503", "the database or the storage is unreachable; retry shortly"),
+                ] {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(why).build()));
                 }
-                for (code, response) in responses.iter_mut() {
-                    let RefOr::T(r) = response else { continue };
-                    // OpenAPI requires a description of every response.
-                    if r.description.is_empty() {
-                        r.description = reason(code).to_owned();
-                    }
-                    if code.starts_with('4') || code.starts_with('5') {
-                        r.content.clear();
-                        r.content.insert("application/problem+json".into(), RefOr::T(problem()));
-                    }
+            }
+            for (code, response) in responses.iter_mut() {
+                let RefOr::T(r) = response else { continue };
+                // OpenAPI requires a description of every response.
+                if r.description.is_empty() {
+                    r.description = reason(code).to_owned();
+                }
+                if code.starts_with('4') || code.starts_with('5') {
+                    r.content.clear();
+                    r.content.insert("application/problem+json".into(), RefOr::T(problem()));
                 }
             }
         }
@@ -222,32 +210,38 @@ struct NoNulls;
 
 impl Modify for NoNulls {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        for item in api.paths.paths.values_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for op in ops.into_iter().flatten() {
-                for p in op.parameters.iter_mut().flatten().filter_map(inline) {
-                    if let Some(schema) = p.schema.take() {
-                        p.schema = Some(without_null(schema));
-                    }
+        for op in operations(api) {
+            for p in op.parameters.iter_mut().flatten().filter_map(inline) {
+                if let Some(schema) = p.schema.take() {
+                    p.schema = Some(without_null(schema));
                 }
-                let bodies = op.request_body.iter_mut().filter_map(inline);
-                for content in bodies.flat_map(|b| b.content.values_mut()).filter_map(inline) {
-                    if let Some(schema) = content.schema.take() {
-                        content.schema = Some(without_null(schema));
-                    }
+            }
+            let bodies = op.request_body.iter_mut().filter_map(inline);
+            for content in bodies.flat_map(|b| b.content.values_mut()).filter_map(inline) {
+                if let Some(schema) = content.schema.take() {
+                    content.schema = Some(without_null(schema));
                 }
             }
         }
     }
+}
+
+/// Every operation of the document, whatever its method.
+fn operations(api: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    api.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 /// What `r` holds when it is written out rather than referenced.

@@ -609,8 +609,8 @@ mod tests {
     use super::*;
     use crate::hashing::DigestAlgorithm;
     use crate::ids::{OrgId, UserId};
-    use crate::media::{MediaKind, NewMedia};
     use crate::ports::{MockBlobStore, MockChunkWriter, MockMediaRepository, MockUploadRepository};
+    use crate::upload::tests::recorded;
     use crate::upload::UploadLimits;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -696,26 +696,6 @@ mod tests {
         )
     }
 
-    fn made(new: &NewMedia) -> Media {
-        Media {
-            id: MediaId::new(7).unwrap_or_else(|_| unreachable!()),
-            uuid: new.uuid,
-            org: new.org.clone(),
-            uploaded_by: new.uploaded_by.clone(),
-            filename: new.filename.clone(),
-            content_type: new.content_type.clone(),
-            size: new.size,
-            sha256: new.sha256.clone(),
-            md5: new.md5.clone(),
-            kind: MediaKind::Other,
-            width: None,
-            height: None,
-            duration_ms: None,
-            created_at: new.created_at,
-            blob_key: new.blob_key.clone(),
-        }
-    }
-
     #[tokio::test]
     async fn a_long_body_is_recorded_every_chunk_limit_under_one_lease_and_its_last_byte_completes() -> TestResult {
         let up = upload(Some(10))?;
@@ -728,7 +708,7 @@ mod tests {
         repo.expect_complete()
             .withf(move |_, m| m.size == 10 && m.sha256 == sha)
             .times(1)
-            .returning(|_, m| Ok(made(m)));
+            .returning(|_, m| Ok(recorded(m)));
         let written = Arc::new(Mutex::new(Vec::new()));
         let mut blobs = recording_store(&written);
         blobs.expect_commit_staging().times(1).returning(|_, _, _, _, _| Ok(b"0123".to_vec()));
@@ -738,7 +718,7 @@ mod tests {
             svc.append_stream(&writer_actor("u-1")?, up.id, 0, None, body(&[b"012345", b"6", b"789"], false)).await?;
         assert_eq!(*offsets.lock().map_err(|_| "poisoned")?, vec![4, 8, 10]);
         assert_eq!(written.lock().map_err(|_| "poisoned")?.as_slice(), whole);
-        assert_eq!(got.completed.map(|c| c.media.get()), Some(7));
+        assert_eq!(got.completed.map(|c| c.media.get()), Some(1));
         assert_eq!(got.upload.offset, 10);
         Ok(())
     }
@@ -756,7 +736,7 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_, _, _| Ok(()));
-        repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, m| Ok(made(m)));
+        repo.expect_complete().times(1).in_sequence(&mut seq).returning(|_, m| Ok(recorded(m)));
         repo.expect_insert().never();
         repo.expect_acquire_lease().never();
         repo.expect_progress().never();
@@ -766,7 +746,7 @@ mod tests {
         b.len = Some(3);
         let new = NewUpload { filename: "a.txt".into(), length: Some(3), event: None, concat: None };
         let got = svc.create(&writer_actor("u-1")?, new, Some(b)).await?;
-        assert_eq!(got.completed.map(|c| c.media.get()), Some(7));
+        assert_eq!(got.completed.map(|c| c.media.get()), Some(1));
         assert_eq!(written.lock().map_err(|_| "poisoned")?.as_slice(), b"abc");
         Ok(())
     }
@@ -852,7 +832,10 @@ mod tests {
         repo.expect_progress().returning(|_, _, _, _| Ok(true));
         let joined = b"abcdefg";
         let sha = hex::encode(sha2::Sha256::digest(joined));
-        repo.expect_complete().withf(move |_, m| m.size == 7 && m.sha256 == sha).times(1).returning(|_, m| Ok(made(m)));
+        repo.expect_complete()
+            .withf(move |_, m| m.size == 7 && m.sha256 == sha)
+            .times(1)
+            .returning(|_, m| Ok(recorded(m)));
         repo.expect_delete().withf(move |ids| ids == [a_id, b_id]).times(1).returning(|_| Ok(()));
         let written = Arc::new(Mutex::new(Vec::new()));
         let mut blobs = recording_store(&written);
@@ -870,7 +853,7 @@ mod tests {
             concat: Some(Concat::Final { parts: vec![a_id, b_id] }),
         };
         let got = svc.create(&writer_actor("u-1")?, new, None).await?;
-        assert_eq!(got.completed.map(|c| c.media.get()), Some(7));
+        assert_eq!(got.completed.map(|c| c.media.get()), Some(1));
         assert_eq!(written.lock().map_err(|_| "poisoned")?.as_slice(), joined);
         Ok(())
     }
