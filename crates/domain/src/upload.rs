@@ -76,6 +76,14 @@ pub struct ChunkAdvance {
 }
 
 impl Upload {
+    /// Whether `len` bytes written at `offset` are all of the file: the whole file in one
+    /// write (its length announced and checked), which completes the upload. A part of a
+    /// concatenation is never the file.
+    #[must_use]
+    pub fn whole_in(&self, offset: u64, len: Option<u64>) -> bool {
+        offset == 0 && len.is_some() && len == self.total && !matches!(self.concat, Some(Concat::Partial { .. }))
+    }
+
     /// The upload once `advance` is recorded.
     #[must_use]
     pub fn advanced(self, advance: ChunkAdvance) -> Self {
@@ -327,7 +335,7 @@ impl UploadService {
         // lease to take and give back (one statement instead of two). A crash in between
         // leaves staging bytes without a row, which gc's stray staging sweep removes.
         let len = range.map(|r| r.byte_count());
-        let whole = range.is_some_and(|r| r.start == 0 && r.total == Some(r.byte_count()));
+        let whole = upload.whole_in(range.map_or(0, |r| r.start), len);
         match self.blobs.prepare_staging(upload.id, None, len, whole).await? {
             Some(opened) => {
                 let upload = Upload { staging_state: Some(opened), ..upload };
@@ -606,7 +614,7 @@ impl UploadService {
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         // The whole file in this one write (its length known and checked before finish):
         // a store may put it where its blob goes, in one request (S3).
-        let whole = upload.offset == 0 && staging.is_none() && expected.is_some() && expected == upload.total;
+        let whole = staging.is_none() && upload.whole_in(upload.offset, expected);
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging, whole).await?;
         let streamed = async {
             let mut got: u64 = 0;
@@ -1006,6 +1014,36 @@ mod tests {
         let svc = service(MockUploadRepository::new(), MockBlobStore::new());
         let err = svc.start(&actor("u-1", &[Permission::MediaRead])?, "a", None, body(&[b"x"])).await;
         assert!(matches!(err, Err(ChunkError::Forbidden(f)) if f.missing == vec![Permission::MediaWrite]));
+        Ok(())
+    }
+
+    /// A store may put a file that comes whole in one write where its blob goes (S3: one
+    /// request): the domain says so exactly when the chunk is all of the file.
+    #[tokio::test]
+    async fn only_a_first_chunk_that_is_all_of_the_file_is_written_whole() -> TestResult {
+        for (total, whole) in [(Some(2), true), (Some(10), false), (None, false)] {
+            let mut repo = MockUploadRepository::new();
+            repo.expect_insert().returning(|_| Ok(()));
+            let mut blobs = MockBlobStore::new();
+            blobs
+                .expect_prepare_staging()
+                .withf(move |_, _, _, w| *w == whole)
+                .times(1)
+                .returning(|_, _, _, _| Ok(None));
+            blobs
+                .expect_staging_writer()
+                .withf(move |_, _, _, w| *w == whole)
+                .times(1)
+                .returning(|_, _, _, _| finishing_writer(None));
+            let range = ChunkRange::new(0, 1, total).map_err(|e| e.to_string())?;
+            service(repo, blobs).start(&writer("u-1")?, "a.bin", Some(range), body(&[b"ab"])).await?;
+        }
+        let up = Upload { total: Some(2), ..upload(0)? };
+        assert!(up.whole_in(0, Some(2)));
+        assert!(!up.whole_in(1, Some(2)), "not from the start");
+        assert!(!up.whole_in(0, None), "length unknown");
+        let part = Upload { concat: Some(Concat::Partial { final_upload: None }), ..up };
+        assert!(!part.whole_in(0, Some(2)), "a part of a concatenation is not the file");
         Ok(())
     }
 

@@ -170,9 +170,7 @@ impl UploadService {
             if upload.total.is_some_and(|t| n > t) {
                 return Err(ChunkError::BeyondLength { length: upload.total.unwrap_or_default() });
             }
-            // All of the file in this request (not a part of a concatenation, whose bytes
-            // are joined later like any upload's).
-            let whole = upload.total == Some(n) && !matches!(upload.concat, Some(Concat::Partial { .. }));
+            let whole = upload.whole_in(0, Some(n));
             match self.blobs.prepare_staging(upload.id, None, Some(n), whole).await? {
                 None => return self.create_with_bytes(upload, lease, body).await,
                 // The row records what the store opened before any byte goes into it.
@@ -193,7 +191,7 @@ impl UploadService {
     /// it), then the media.
     async fn create_with_bytes(&self, upload: Upload, lease: uuid::Uuid, body: Body) -> Result<Progress, ChunkError> {
         let n = body.len.unwrap_or_default();
-        let completes = upload.total == Some(n) && !matches!(upload.concat, Some(Concat::Partial { .. }));
+        let completes = upload.whole_in(0, Some(n));
         // Exactly the length the request announced (the caller checked it fits the upload).
         let range = match n {
             0 => None,
