@@ -78,8 +78,7 @@ measure "$BASE_BIN"; before2=$LINE
 measure ./target/release/mediabox; line=$LINE; peak=$PEAK
 both() { python3 -c "import json,sys; a=json.loads(sys.argv[1])['first_thumb_ms']+json.loads(sys.argv[2])['first_thumb_ms']; a.sort(); print('%.1f (%.1f-%.1f)' % (a[len(a)//2], a[0], a[-1]))" "$1" "$2"; }
 rate() { python3 -c "import json,sys; print('%.1f' % ((json.loads(sys.argv[1])['thumbs/s'] + json.loads(sys.argv[2])['thumbs/s']) / 2))" "$1" "$2"; }
-before=$(both "$before1" "$before2"); after=$(both "$after1" "$line")
-mb=$after
+before=$(both "$before1" "$before2"); mb=$(both "$after1" "$line")
 echo "mediabox first thumbnail over HTTP: $mb ms, median (min-max) of $((2 * RUNS)) in two servers"
 echo "mediabox, 32 concurrent first thumbnails: $(rate "$after1" "$line") thumbnails/s; server peak RSS $peak MiB"
 echo "before the codecs left the domain ($BASE_REV): $before ms; 32 concurrent: $(rate "$before1" "$before2") thumbnails/s"

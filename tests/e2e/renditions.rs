@@ -3,9 +3,7 @@
 use futures_util::future::join_all;
 use image::GenericImageView;
 use mediabox_tests::images::{self, colour_at, decode, METADATA_MARKS};
-use mediabox_tests::{
-    expect_json, expect_problem, on_both_databases, png, sha256_hex, Caller, TestResult, TestServer, ALL,
-};
+use mediabox_tests::{expect_json, expect_problem, on_both_databases, png, sha256_hex, TestResult, TestServer, ALL};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -156,10 +154,13 @@ async fn media_that_are_not_raster_images_have_none_and_an_unknown_variant_is_40
             .await?;
         let ld = expect_json(r, StatusCode::OK).await?;
         assert_eq!(ld["thumbnailUrl"], Value::Null, "{name}: no thumbnailUrl in JSON-LD");
+        // SPEC 11: `duration` is a video's; `null` for other kinds, in both views.
+        assert_eq!((&m["duration"], &ld["duration"]), (&Value::Null, &Value::Null), "{name}");
         let r = u.get(&format!("/api/v2/media/{}/file?variant=thumb", m["id"])).send().await?;
         expect_problem(r, StatusCode::NOT_FOUND).await?;
     }
     let photo = u.upload(&png(4, 4, 1), 1000, "p.png").await?;
+    assert_eq!((&photo["duration"], photo["width"].as_u64()), (&Value::Null, Some(4)), "an image has no duration");
     for bad in ["huge", "THUMB", "", "original"] {
         let r = u.get(&format!("/api/v2/media/{}/file?variant={bad}", photo["id"])).send().await?;
         let p = expect_problem(r, StatusCode::BAD_REQUEST).await?;
@@ -208,10 +209,6 @@ async fn the_pixel_limit_is_configurable(s: TestServer) -> TestResult {
     Ok(())
 }
 
-fn rendition_files(s: &TestServer) -> Vec<String> {
-    s.rendition_files()
-}
-
 async fn concurrent_first_requests_make_and_store_one_copy(s: TestServer) -> TestResult {
     let u = s.as_user("u-1", "acme", ALL);
     let m = u.upload(&images::phone_photo(1600, 1200, 1, b""), 1 << 20, "a.jpg").await?;
@@ -219,7 +216,7 @@ async fn concurrent_first_requests_make_and_store_one_copy(s: TestServer) -> Tes
     let got = join_all((0..16).map(|_| fetch(&s, &url))).await;
     let bodies: Vec<Vec<u8>> = got.into_iter().map(|r| r.map(|(_, b)| b)).collect::<Result<_, _>>()?;
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every request got the same bytes");
-    assert_eq!(rendition_files(&s).len(), 1, "one stored copy");
+    assert_eq!(s.rendition_files().len(), 1, "one stored copy");
     assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 1, "one record");
     Ok(())
 }
@@ -235,15 +232,15 @@ async fn deleting_the_media_removes_its_renditions_and_gc_collects_strays(s: Tes
             fetch(&s, link(m, member)?).await?;
         }
     }
-    assert_eq!(rendition_files(&s).len(), 2, "a thumb and a preview, shared");
-    delete_one(&u, &a).await?;
-    assert_eq!(rendition_files(&s).len(), 2, "still used by the other media");
+    assert_eq!(s.rendition_files().len(), 2, "a thumb and a preview, shared");
+    u.delete_through_rest(&a).await?;
+    assert_eq!(s.rendition_files().len(), 2, "still used by the other media");
     fetch(&s, link(&b, "thumbnail")?).await?;
     let gone =
         expect_json(u.delete("/api/v1/images").json(&json!({"image_ids": [b["uuid"]]})).send().await?, StatusCode::OK)
             .await?;
     assert_eq!(gone, json!([b["uuid"]]));
-    assert!(rendition_files(&s).is_empty(), "the renditions went with their last media");
+    assert!(s.rendition_files().is_empty(), "the renditions went with their last media");
     assert!(s.stored_files().is_empty(), "nothing is left: {:?}", s.stored_files());
     assert_eq!(s.exec_sql("DELETE FROM renditions")?, 0, "no record is left");
 
@@ -295,7 +292,7 @@ async fn renditions_are_stored_in_the_bucket_and_removed_with_their_media(s: Tes
     let (_, thumb) = fetch(&s, link(&m, "thumbnail")?).await?;
     assert_eq!(decode(&thumb)?.dimensions(), (240, 320));
     assert_no_metadata(&thumb);
-    assert_eq!(rendition_files(&s).len(), 1, "stored in the bucket");
+    assert_eq!(s.rendition_files().len(), 1, "stored in the bucket");
     // Served from the bucket the second time, the same bytes.
     assert_eq!(fetch(&s, link(&m, "thumbnail")?).await?.1, thumb);
 
@@ -310,16 +307,12 @@ async fn renditions_are_stored_in_the_bucket_and_removed_with_their_media(s: Tes
     let (here, there) = (here?.1, there?.1);
     assert_eq!(decode(&here)?.dimensions(), (900, 1200));
     assert_eq!(here, there, "both instances answer the same preview");
-    assert_eq!(rendition_files(&s).len(), 2, "one thumb and one preview in the bucket");
+    assert_eq!(s.rendition_files().len(), 2, "one thumb and one preview in the bucket");
     assert_eq!(s.exec_sql("UPDATE renditions SET width = width")?, 2, "one record each");
 
-    delete_one(&u, &m).await?;
-    assert!(rendition_files(&s).is_empty());
+    u.delete_through_rest(&m).await?;
+    assert!(s.rendition_files().is_empty());
     Ok(())
-}
-
-async fn delete_one(u: &Caller<'_>, m: &Value) -> TestResult {
-    u.delete_through_rest(m).await
 }
 
 async fn a_burst_of_first_thumbnails_never_stalls_an_upload_and_memory_stays_bounded(s: TestServer) -> TestResult {

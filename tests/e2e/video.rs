@@ -33,6 +33,15 @@ on_both_databases!(using start_on_s3, super::configured_ffmpeg;
     posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_and_instances,
 );
 
+/// ffmpeg, a scratch folder, and the plain test video made in it; `None` (a loud skip)
+/// without ffmpeg.
+fn with_plain_video() -> Res<Option<(String, tempfile::TempDir, Vec<u8>)>> {
+    let Some(ff) = ffmpeg()? else { return Ok(None) };
+    let dir = tempfile::tempdir()?;
+    let plain = make(&ff, dir.path(), "plain.mp4", PLAIN)?;
+    Ok(Some((ff, dir, plain)))
+}
+
 /// ffmpeg's path, or `None` (a loud skip).
 fn ffmpeg() -> Res<Option<String>> {
     Ok(external_tool(["MEDIABOX_FFMPEG"], "MEDIABOX_REQUIRE_FFMPEG")?.map(|[path]| path))
@@ -73,11 +82,8 @@ fn brightness(jpeg: &[u8]) -> Res<f64> {
 }
 
 async fn a_video_gets_upright_posters_of_a_representative_frame_and_its_size_and_duration(s: TestServer) -> TestResult {
-    let Some(ff) = ffmpeg()? else { return Ok(()) };
-    let dir = tempfile::tempdir()?;
+    let Some((ff, dir, plain)) = with_plain_video()? else { return Ok(()) };
     let u = s.as_user("u-1", "acme", ALL);
-
-    let plain = make(&ff, dir.path(), "plain.mp4", PLAIN)?;
     let m = u.upload(&plain, 1 << 20, "clip.mp4").await?;
     assert_eq!((m["kind"].as_str(), m["content_type"].as_str()), (Some("video"), Some("video/mp4")));
     // Its size and duration are known within seconds of complete, nothing asked (the
@@ -128,10 +134,8 @@ async fn a_video_gets_upright_posters_of_a_representative_frame_and_its_size_and
 async fn a_truncated_video_answers_422_once_recorded_and_deleting_a_video_removes_its_posters(
     s: TestServer,
 ) -> TestResult {
-    let Some(ff) = ffmpeg()? else { return Ok(()) };
-    let dir = tempfile::tempdir()?;
+    let Some((_ff, _dir, plain)) = with_plain_video()? else { return Ok(()) };
     let u = s.as_user("u-1", "acme", ALL);
-    let plain = make(&ff, dir.path(), "plain.mp4", PLAIN)?;
 
     // Half a file: its index is in the half that is missing.
     let broken = u.upload(&plain[..plain.len() / 2], 1 << 20, "broken.mp4").await?;
@@ -156,10 +160,8 @@ async fn a_truncated_video_answers_422_once_recorded_and_deleting_a_video_remove
 async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_and_instances(
     s: TestServer,
 ) -> TestResult {
-    let Some(ff) = ffmpeg()? else { return Ok(()) };
-    let dir = tempfile::tempdir()?;
+    let Some((_ff, _dir, plain)) = with_plain_video()? else { return Ok(()) };
     let u = s.as_user("u-1", "acme", ALL);
-    let plain = make(&ff, dir.path(), "plain.mp4", PLAIN)?;
     let m = u.upload(&plain, 1 << 20, "s3.mp4").await?;
     let url = link(&m, "thumbnail")?.to_owned();
     let got = join_all((0..8).map(|_| fetch(&s, &url))).await;
@@ -187,10 +189,9 @@ async fn posters_of_a_video_on_s3_are_made_once_for_concurrent_first_requests_an
 }
 
 async fn without_ffmpeg_a_video_has_no_poster_and_the_server_still_runs(s: TestServer) -> TestResult {
-    let Some(ff) = ffmpeg()? else { return Ok(()) };
-    let dir = tempfile::tempdir()?;
+    let Some((_ff, _dir, plain)) = with_plain_video()? else { return Ok(()) };
     let u = s.as_user("u-1", "acme", ALL);
-    let m = u.upload(&make(&ff, dir.path(), "plain.mp4", PLAIN)?, 1 << 20, "clip.mp4").await?;
+    let m = u.upload(&plain, 1 << 20, "clip.mp4").await?;
     assert_eq!(m["kind"], "video");
     assert!(m["thumbnail"].is_null() && m["preview"].is_null(), "{m}");
     assert!(m["duration"].is_null());

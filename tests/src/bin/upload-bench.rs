@@ -80,6 +80,13 @@ async fn complete(http: &reqwest::Client, url: &str, token: &str, id: &str) -> s
     r.json().await.expect("media")
 }
 
+/// The middle of `v` once sorted (the upper one of two).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
 /// Bytes distinct per file and chunk, so that no two files share a blob. Eight bytes per
 /// xorshift step: the client must not be what a run measures.
 fn chunk_bytes(seed: u64, index: u64, len: usize) -> Vec<u8> {
@@ -466,11 +473,9 @@ async fn main() {
             let started = Instant::now();
             futures_util::future::join_all(rest.iter().cloned().map(fetch)).await;
             let secs = started.elapsed().as_secs_f64();
-            let mut sorted = ms.clone();
-            sorted.sort_by(f64::total_cmp);
             println!(
                 "{}",
-                json!({"first_thumb_ms": ms, "median_ms": sorted[sorted.len() / 2],
+                json!({"first_thumb_ms": ms, "median_ms": median(&ms),
                     "concurrent": concurrent, "thumbs/s": (concurrent as f64 / secs * 10.0).round() / 10.0})
             );
         }
@@ -511,11 +516,6 @@ async fn main() {
                     .expect("delete");
                 assert!(gone.status().is_success(), "delete: {}", gone.status());
             }
-            let median = |v: &[f64]| {
-                let mut s = v.to_vec();
-                s.sort_by(f64::total_cmp);
-                s[s.len() / 2]
-            };
             println!(
                 "{}",
                 json!({"preview_ms": preview_ms, "median_ms": median(&preview_ms),
