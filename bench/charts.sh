@@ -44,6 +44,8 @@ set title "$(title "$chart")"
 set style fill solid 0.8 border -1
 set boxwidth 0.6
 set yrange [0:*]
+# Room above the tallest bar for its label.
+set offsets 0, 0, graph 0.12, 0
 set grid ytics
 set xtics rotate by -20
 set rmargin 20
