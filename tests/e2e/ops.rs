@@ -61,6 +61,15 @@ async fn metrics_count_requests_by_route_and_status_and_upload_bytes(s: TestServ
         .trim()
         .parse()?;
     assert_eq!(uploaded, bytes.len() as u64);
+    // The database's statements (the bench divides them by the files uploaded); the S3
+    // store's requests only on S3.
+    let statements = |text: &str| -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        let line = text.lines().find_map(|l| l.strip_prefix("mediabox_db_statements_total ")).ok_or("no statements")?;
+        Ok(line.trim().parse()?)
+    };
+    let before = statements(&text)?;
+    assert!(before > 0, "an upload sends statements");
+    assert!(!text.contains("mediabox_s3_requests_total"), "no S3 here");
     // tus bodies count too, kept or not: one refused for its checksum, one kept.
     let r = u.post("/api/v2/media/tus/").header("Tus-Resumable", "1.0.0").header("Upload-Length", "6").send().await?;
     let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).ok_or("no Location")?.to_owned();
@@ -81,6 +90,7 @@ async fn metrics_count_requests_by_route_and_status_and_upload_bytes(s: TestServ
     let text = s.http.get(s.url("/metrics")).send().await?.text().await?;
     let line = text.lines().find_map(|l| l.strip_prefix("mediabox_upload_bytes_total ")).ok_or("no metric")?;
     assert_eq!(line.trim().parse::<u64>()?, bytes.len() as u64 + 12);
+    assert!(statements(&text)? > before, "a tus upload sends more");
     assert!(text.contains(r#"route="/api/v2/media/tus/{upload_id}",status="204""#), "{text}");
     Ok(())
 }

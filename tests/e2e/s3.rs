@@ -24,6 +24,7 @@ on_both_databases!(using start_on_s3, |_| {};
     an_expired_upload_leaves_nothing_in_the_bucket_after_one_gc,
     photos_in_one_request_are_one_object_each_and_identical_ones_share_it_even_racing,
     a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_removes,
+    a_tus_upload_sent_in_one_patch_is_one_put_and_a_broken_one_keeps_nothing,
 );
 
 const KIB: usize = 1024;
@@ -317,7 +318,7 @@ async fn a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_remove
     let kept = u.upload(b"kept", 4, "k").await?;
     // What the first chunk does before the row is inserted, and then nothing.
     let store = &s.running.wired.store;
-    let mut w = store.staging_writer(UploadId::random(), 0, None, true).await?;
+    let mut w = store.staging_writer(UploadId::random(), 0, None, Some(64 * KIB as u64)).await?;
     w.write(bytes::Bytes::from(file(64 * KIB, 14))).await?;
     w.finish().await?;
     assert_eq!(s.stored_files().len(), 2);
@@ -325,5 +326,64 @@ async fn a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_remove
     assert_eq!(done.blobs.count, 1, "the orphan");
     assert_eq!(s.stored_files().len(), 1, "{:?}", s.stored_files());
     assert_eq!(download(&u, &kept["id"]).await?, b"kept");
+    Ok(())
+}
+
+/// The S3 requests the server has sent so far (`/metrics`).
+async fn s3_requests(s: &TestServer) -> Res<u64> {
+    let text = s.http.get(s.url("/metrics")).send().await?.text().await?;
+    let line = text.lines().find(|l| l.starts_with("mediabox_s3_requests_total ")).ok_or("no S3 requests metric")?;
+    Ok(line.rsplit(' ').next().ok_or("no value")?.parse()?)
+}
+
+/// tus-js-client and tuspy create an upload, then send the file in one PATCH: on S3 that
+/// PATCH is one PUT where the blob goes, and complete sends nothing more. A PATCH that
+/// breaks off keeps nothing there (the file goes in one request or not at all) and the
+/// client sends it again from 0.
+async fn a_tus_upload_sent_in_one_patch_is_one_put_and_a_broken_one_keeps_nothing(s: TestServer) -> TestResult {
+    use crate::tus::{create, media_at, offset, patch};
+    use tokio::io::AsyncWriteExt;
+    let u = s.as_user("u-1", "acme", ALL);
+    let photo = file(3 * MIB + 5, 21);
+    let path = create(&u, photo.len(), "").await?;
+    let before = s3_requests(&s).await?;
+    let r = patch(&u, &path, 0, &photo).send().await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(s3_requests(&s).await? - before, 1, "one PUT for the bytes, nothing at complete");
+    let m = media_at(&u, &r).await?;
+    assert_eq!(download(&u, &m["id"]).await?, photo);
+    assert_eq!(s.stored_files().len(), 1, "{:?}", s.stored_files());
+    // Half of another file, then the connection drops.
+    let other = file(2 * MIB, 22);
+    let path = create(&u, other.len(), "").await?;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await?;
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nTus-Resumable: 1.0.0\r\n\
+         Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: {}\r\n\r\n",
+        u.token,
+        other.len()
+    );
+    tcp.write_all(head.as_bytes()).await?;
+    tcp.write_all(&other[..MIB]).await?;
+    tcp.flush().await?;
+    drop(tcp);
+    // Like a tus client: HEAD, then PATCH from there (423 while the server still ends the
+    // broken request).
+    let mut attempts = 0;
+    let r = loop {
+        attempts += 1;
+        let at = offset(&u, &path).await?;
+        assert_eq!(at, 0, "nothing of the broken PATCH is kept");
+        let r = patch(&u, &path, at, &other).send().await?;
+        if r.status() != StatusCode::LOCKED || attempts >= 200 {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let m = media_at(&u, &r).await?;
+    assert_eq!(download(&u, &m["id"]).await?, other);
+    assert_eq!(s.stored_files().len(), 2, "no piece of the broken PATCH: {:?}", s.stored_files());
     Ok(())
 }

@@ -56,7 +56,7 @@ fn b64(s: &str) -> String {
 }
 
 /// Creates an upload of `len` bytes (with `metadata`) and answers its path.
-async fn create(
+pub(crate) async fn create(
     u: &Caller<'_>,
     len: usize,
     metadata: &str,
@@ -70,21 +70,24 @@ async fn create(
     path_of(&r)
 }
 
-fn patch(u: &Caller<'_>, path: &str, offset: usize, bytes: &[u8]) -> RequestBuilder {
+pub(crate) fn patch(u: &Caller<'_>, path: &str, offset: usize, bytes: &[u8]) -> RequestBuilder {
     tus(u, Method::PATCH, path)
         .header("Upload-Offset", offset.to_string())
         .header("Content-Type", "application/offset+octet-stream")
         .body(bytes.to_vec())
 }
 
-async fn offset(u: &Caller<'_>, path: &str) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn offset(u: &Caller<'_>, path: &str) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let r = tus(u, Method::HEAD, path).send().await?;
     assert_eq!(r.status(), StatusCode::OK, "HEAD {path}");
     Ok(header(&r, "upload-offset").ok_or("no Upload-Offset")?.parse()?)
 }
 
 /// The media a `Media-Location` names.
-async fn media_at(u: &Caller<'_>, r: &Response) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn media_at(
+    u: &Caller<'_>,
+    r: &Response,
+) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
     let loc = header(r, "media-location").ok_or("no Media-Location")?;
     assert!(loc.starts_with("/api/v2/media/") && loc.ends_with('/'), "{loc}");
     expect_json(u.get(&loc).send().await?, StatusCode::OK).await

@@ -366,10 +366,12 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
     /// A writer placing bytes into the upload's staging from `offset` on. Bytes past
     /// `offset` left by a chunk that failed are overwritten; nothing the recorded state
-    /// refers to is changed until the new state is recorded. `whole`: the bytes this
-    /// writer gets are all of the file (from offset 0, its length announced and checked
-    /// before `finish`), so a store may write them where the upload's blob goes, in one
-    /// request, instead of staging them (S3); `commit_staging` then has nothing to move.
+    /// refers to is changed until the new state is recorded. `whole`: `Some(n)` when the
+    /// bytes this writer gets are all of the file, `n` of them (from offset 0; the count
+    /// is checked before `finish`, except for a tus body that broke off), so a store may
+    /// write them where the upload's blob goes, in one request, instead of staging them
+    /// (S3); `commit_staging` then has nothing to move. Such a store keeps nothing of a
+    /// writer that got fewer than `n` bytes: its `finish` fails.
     /// # Errors
     /// `StoreError` when the staging cannot be opened.
     async fn staging_writer(
@@ -377,7 +379,7 @@ pub trait BlobStore: Send + Sync {
         upload: UploadId,
         offset: u64,
         staging: Option<String>,
-        whole: bool,
+        whole: Option<u64>,
     ) -> Result<Box<dyn ChunkWriter>, StoreError>;
     /// Turns the first `size` bytes of the upload's staging into blob `key`, removes the
     /// staging, and answers up to `head` leading bytes of the blob (what the upload is

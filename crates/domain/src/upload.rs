@@ -75,6 +75,13 @@ pub struct ChunkAdvance {
     pub staging_state: Option<String>,
 }
 
+/// `Some(n)` when `n` bytes written into `staging` at the upload's offset are all of the
+/// file (see [`Upload::whole_in`]): what the store is told, so that it may write them in
+/// one request.
+fn whole_write(upload: &Upload, staging: Option<&String>, n: Option<u64>) -> Option<u64> {
+    n.filter(|n| staging.is_none() && upload.whole_in(upload.offset, Some(*n)))
+}
+
 impl Upload {
     /// Whether `len` bytes written at `offset` are all of the file: the whole file in one
     /// write (its length announced and checked), which completes the upload. A part of a
@@ -134,6 +141,9 @@ struct Span<'a> {
     hint: Option<u64>,
     /// The digest the client sent for exactly these bytes.
     verify: Option<&'a BodyChecksum>,
+    /// The body's announced length when the range does not say it: it is all of the
+    /// file when it is the upload's total from offset 0 (a tus PATCH carrying the file).
+    announced: Option<u64>,
 }
 
 /// A digest the client sent for one request's bytes (tus `Upload-Checksum`).
@@ -463,7 +473,7 @@ impl UploadService {
 
     /// How a chunk of the chunk API may run: up to the chunk limit, nothing to verify.
     fn chunk_span(&self) -> Span<'static> {
-        Span { limit: self.limits.max_chunk_bytes, hint: None, verify: None }
+        Span { limit: self.limits.max_chunk_bytes, hint: None, verify: None, announced: None }
     }
 
     fn check_size(&self, range: Option<ChunkRange>, total: Option<u64>) -> Result<(), ChunkError> {
@@ -614,7 +624,7 @@ impl UploadService {
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         // The whole file in this one write (its length known and checked before finish):
         // a store may put it where its blob goes, in one request (S3).
-        let whole = staging.is_none() && upload.whole_in(upload.offset, expected);
+        let whole = whole_write(upload, staging.as_ref(), expected.or(span.announced));
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging, whole).await?;
         let streamed = async {
             let mut got: u64 = 0;
@@ -1032,7 +1042,7 @@ mod tests {
                 .returning(|_, _, _, _| Ok(None));
             blobs
                 .expect_staging_writer()
-                .withf(move |_, _, _, w| *w == whole)
+                .withf(move |_, _, _, w| *w == whole.then_some(2))
                 .times(1)
                 .returning(|_, _, _, _| finishing_writer(None));
             let range = ChunkRange::new(0, 1, total).map_err(|e| e.to_string())?;

@@ -11,7 +11,13 @@ pub struct Metrics {
     pub upload_bytes: IntCounter,
     gc_removed: IntCounterVec,
     gc_removed_bytes: IntCounterVec,
+    /// Totals kept elsewhere (the database's statements, the S3 store's requests), read
+    /// into their counters as the metrics are rendered.
+    counted: std::sync::Mutex<Vec<(IntCounter, Total)>>,
 }
+
+/// A running total some other part of the service keeps.
+pub type Total = Box<dyn Fn() -> u64 + Send + Sync>;
 
 impl Metrics {
     /// # Errors
@@ -50,7 +56,18 @@ impl Metrics {
             gc_removed.with_label_values(&[kind]);
             gc_removed_bytes.with_label_values(&[kind]);
         }
-        Ok(Self { registry, requests, latency, upload_bytes, gc_removed, gc_removed_bytes })
+        Ok(Self { registry, requests, latency, upload_bytes, gc_removed, gc_removed_bytes, counted: Vec::new().into() })
+    }
+
+    /// Shows `total` as counter `name`.
+    ///
+    /// # Errors
+    /// When the name is taken or invalid (a programming error).
+    pub fn count(&self, name: &str, help: &str, total: Total) -> Result<(), prometheus::Error> {
+        let counter = IntCounter::new(name, help)?;
+        self.registry.register(Box::new(counter.clone()))?;
+        self.counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((counter, total));
+        Ok(())
     }
 
     /// Counts what one garbage collection step removed (`kind`: `uploads`, `staging` or
@@ -69,6 +86,10 @@ impl Metrics {
     /// The text exposition format.
     #[must_use]
     pub fn render(&self) -> String {
+        for (counter, total) in self.counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            // Under the lock: two renders at once never add the same difference twice.
+            counter.inc_by(total().saturating_sub(counter.get()));
+        }
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()

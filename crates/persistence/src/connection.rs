@@ -115,14 +115,39 @@ impl ManageConnection for Manager {
     }
 }
 
+/// Statements sent to the database by this process, transaction control included
+/// (`/metrics`; the bench divides it by the files uploaded).
+static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many statements this process has sent to its database so far (`BEGIN`, `COMMIT`
+/// and savepoints included).
+#[must_use]
+pub fn statements_sent() -> u64 {
+    STATEMENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts each statement a connection starts.
+struct CountStatements;
+
+impl diesel::connection::Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+            STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 impl Manager {
     fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match &self.0 {
             Target::Postgres(url) => {
-                PgConnection::establish(url).map(AnyConnection::Postgresql).map_err(r2d2::Error::ConnectionError)
+                let mut c = PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?;
+                c.set_instrumentation(CountStatements);
+                Ok(AnyConnection::Postgresql(c))
             }
             Target::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                c.set_instrumentation(CountStatements);
                 c.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",

@@ -14,7 +14,7 @@ pub mod testing;
 mod upload_repo;
 
 pub use catalog_repo::DieselCatalogRepository;
-pub use connection::{AnyConnection, ConnectError, Db};
+pub use connection::{statements_sent, AnyConnection, ConnectError, Db};
 pub use event_repo::DieselEventRepository;
 pub use media_repo::DieselMediaRepository;
 pub use upload_repo::DieselUploadRepository;

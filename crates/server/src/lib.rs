@@ -20,7 +20,7 @@ use mediabox_domain::ports::{BlobStore, Clock, MediaProcessor, MediaRepository, 
 use mediabox_domain::rendition::{RenditionLimits, RenditionService};
 use mediabox_domain::upload::{Removed, UploadLimits, UploadService};
 use mediabox_http::auth::AuthConfig;
-use mediabox_http::metrics::Metrics;
+use mediabox_http::metrics::{Metrics, Total};
 use mediabox_http::signing::UrlSigner;
 use mediabox_http::{AppState, Readiness};
 use mediabox_persistence::{
@@ -143,7 +143,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
     })
     .await
     .context("joining the database start-up")??;
-    let store = open_store(config).await?;
+    let (store, s3_requests) = open_store(config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let media_repo = Arc::new(DieselMediaRepository::new(db.clone()));
     let blobs = store.clone();
@@ -190,7 +190,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wired> {
         auth: Arc::new(auth_config(config)?),
         signer: Arc::new(UrlSigner::new(&signing_key(config)?, chrono::Duration::hours(1))),
         readiness: Arc::new(Probes { db: db.clone(), store: store.clone() }),
-        metrics: Arc::new(Metrics::new().context("registering metrics")?),
+        metrics: Arc::new(metrics(s3_requests)?),
     });
     Ok(Wired { db, store, uploads, media_repo, state })
 }
@@ -218,13 +218,13 @@ fn media_processor(config: &Config) -> mediabox_imaging::Codecs {
     }
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn BlobStore>, Option<Total>)> {
     let Some(s3) = &config.s3 else {
         let fs = FsBlobStore::open(config.data_dir.join("blobs"))
             .await
             .with_context(|| format!("opening the blob store under {}", config.data_dir.display()))?
             .with_fsync(config.fsync);
-        return Ok(Arc::new(fs));
+        return Ok((Arc::new(fs), None));
     };
     let store = S3BlobStore::new(s3).with_context(|| format!("configuring the S3 bucket {:?}", s3.bucket))?;
     match tokio::time::timeout(Duration::from_secs(10), store.ping()).await {
@@ -238,7 +238,27 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
             "S3 bucket did not answer within 10 s; serving with /readyz at 503 until it answers"
         ),
     }
-    Ok(Arc::new(store))
+    let counting = store.clone();
+    Ok((Arc::new(store), Some(Box::new(move || counting.requests_sent()))))
+}
+
+/// The service's metrics, with the database's statements and, on S3, the store's
+/// requests (what the bench divides by the files uploaded).
+fn metrics(s3_requests: Option<Total>) -> anyhow::Result<Metrics> {
+    let metrics = Metrics::new().context("registering metrics")?;
+    metrics
+        .count(
+            "mediabox_db_statements_total",
+            "Statements sent to the database, transaction control included",
+            Box::new(mediabox_persistence::statements_sent),
+        )
+        .context("registering metrics")?;
+    if let Some(total) = s3_requests {
+        metrics
+            .count("mediabox_s3_requests_total", "HTTP requests sent to the S3 service, retries included", total)
+            .context("registering metrics")?;
+    }
+    Ok(metrics)
 }
 
 /// Why the store failed, once: the client's error already tells its own causes.

@@ -430,7 +430,7 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         _staging: Option<String>,
         // A whole file is staged like any chunk: completing it is one rename.
-        _whole: bool,
+        _whole: Option<u64>,
     ) -> Result<Box<dyn ChunkWriter>, StoreError> {
         // Opened, measured and positioned in one trip to a blocking thread (three with
         // tokio::fs): a small file's chunk is mostly such trips.

@@ -36,6 +36,7 @@ use object_store::client::{
 };
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
     RetryConfig,
@@ -78,6 +79,9 @@ pub struct S3BlobStore {
     /// HTTP requests sent to the S3 service, retries included (`/metrics`, the bench and
     /// the contract tests count requests per upload with it).
     requests: Arc<AtomicU64>,
+    /// Streams a whole file's PUT (a URL signed by object_store, `UNSIGNED-PAYLOAD`):
+    /// object_store's own `put` needs the whole payload in memory first.
+    http: s3_http::Client,
 }
 
 /// object_store's own HTTP client, counting each request it sends.
@@ -226,7 +230,15 @@ impl S3BlobStore {
         let requests = Arc::new(AtomicU64::new(0));
         b = b.with_http_connector(CountingConnector { requests: requests.clone() });
         let s3 = b.build().map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { s3: Arc::new(s3), requests, heads: Arc::default() })
+        let http = s3_http::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            // A PUT streams as long as its client sends; a stalled S3 service is noticed
+            // by reads that wait longer than this.
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self { s3: Arc::new(s3), requests, heads: Arc::default(), http })
     }
 
     fn remember_head(&self, upload: UploadId, head: Bytes) {
@@ -345,13 +357,29 @@ struct S3ChunkWriter {
     /// Parts being sent, oldest first, while the next one fills from the socket (at most
     /// [`IN_FLIGHT`], so memory stays under `IN_FLIGHT + 1` parts).
     in_flight: std::collections::VecDeque<InFlight>,
-    /// The whole file comes in this chunk, at most [`PART`] (no multipart opened): held
-    /// in memory, as a part would be, and put where the blob goes in one request at
-    /// `finish`.
-    whole: bool,
-    /// In `whole` mode, the pieces as the request brought them: put as they are, never
-    /// copied into one buffer.
-    pieces: Vec<Bytes>,
+    /// The whole file comes in this chunk, at most [`PART`] (no multipart opened): it
+    /// streams into one PUT where the blob goes.
+    whole: Option<WholePut>,
+}
+
+/// How many of a request's pieces wait for a whole file's PUT to take them: the request
+/// reads on while the PUT sends, and memory stays a few pieces whatever the file's size.
+const WHOLE_QUEUE: usize = 4;
+
+/// A whole file streaming into one PUT where its blob goes. The request's last piece is
+/// held back until `finish`: S3 has the object only once every byte came and was checked
+/// (length, checksum), and a writer abandoned or dropped before that ends the PUT short,
+/// which S3 refuses: no object.
+struct WholePut {
+    /// The file's length: the PUT's `Content-Length`.
+    len: u64,
+    /// Feeds the PUT's body, once started (at the first piece).
+    tx: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    /// The latest piece, not yet sent.
+    held: Option<Bytes>,
+    /// A copy of the file's first bytes, for its complete to sniff.
+    head: Vec<u8>,
 }
 
 /// Parts of one chunk on their way while the next fills from the socket. One: receiving
@@ -415,20 +443,70 @@ impl S3ChunkWriter {
 
 impl Drop for S3ChunkWriter {
     /// A chunk that failed or was cancelled stops its part: the state it started from
-    /// stays true, and a retry sends that part again.
+    /// stays true, and a retry sends that part again. A whole file's PUT stops short.
     fn drop(&mut self) {
         for part in &self.in_flight {
             part.task.abort();
         }
+        if let Some(task) = self.whole.as_ref().and_then(|w| w.task.as_ref()) {
+            task.abort();
+        }
+    }
+}
+
+impl S3ChunkWriter {
+    /// Sends `piece` into the whole file's PUT, starting the PUT at the first one.
+    async fn send_whole(&mut self, piece: Bytes) -> Result<(), StoreError> {
+        let Some(w) = self.whole.as_mut() else { return Ok(()) };
+        if w.tx.is_none() {
+            let url = self.store.s3.signed_url(s3_http::Method::PUT, &self.dest, Duration::from_secs(900)).await;
+            let url = url.map_err(write_error)?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(WHOLE_QUEUE);
+            let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+            let request = self
+                .store
+                .http
+                .put(url)
+                .header(s3_http::header::CONTENT_LENGTH, w.len)
+                .body(s3_http::Body::wrap_stream(body));
+            self.store.requests.fetch_add(1, Ordering::Relaxed);
+            w.task = Some(tokio::spawn(async move {
+                let answer = request.send().await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                let status = answer.status();
+                if status.is_success() {
+                    return Ok(());
+                }
+                // Logged by the caller, never shown: S3's error document names the bucket.
+                let text = answer.text().await.unwrap_or_default();
+                Err(StoreError::Unavailable(format!("S3 answered the PUT with {status}: {text}").into()))
+            }));
+            w.tx = Some(tx);
+        }
+        let Some(tx) = w.tx.as_ref() else { return Ok(()) };
+        if tx.send(Ok(piece)).await.is_err() {
+            // The PUT ended before its body did: its answer says why.
+            return match w.task.take() {
+                Some(task) => match task.await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
+                },
+                None => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
+            };
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ChunkWriter for S3ChunkWriter {
     async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError> {
-        if self.whole {
+        if let Some(w) = self.whole.as_mut() {
             self.end += bytes.len() as u64;
-            self.pieces.push(bytes);
+            let room = HEAD_CACHED.saturating_sub(w.head.len());
+            w.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if let Some(earlier) = w.held.replace(bytes) {
+                self.send_whole(earlier).await?;
+            }
             return Ok(());
         }
         if self.buf.capacity() == 0 && self.st.multipart.is_some() {
@@ -444,22 +522,25 @@ impl ChunkWriter for S3ChunkWriter {
     }
 
     async fn finish(&mut self) -> Result<Option<String>, StoreError> {
-        if self.whole {
-            // One request: the file where its blob goes (no staging object, no copy, no
-            // delete). Until the upload's row records this state, gc sees a blob no row
-            // names, an orphan it removes (the upload's own key, never another's).
-            let pieces = std::mem::take(&mut self.pieces);
-            // A copy of the head: a slice would keep the request's buffers alive in the cache.
-            let mut head = Vec::with_capacity(usize::try_from(self.end).map_or(HEAD_CACHED, |n| n.min(HEAD_CACHED)));
-            for p in &pieces {
-                let room = HEAD_CACHED - head.len();
-                if room == 0 {
-                    break;
-                }
-                head.extend_from_slice(&p[..p.len().min(room)]);
-            }
-            self.store.s3.put(&self.dest, PutPayload::from_iter(pieces)).await.map_err(write_error)?;
-            self.store.remember_head(self.upload, Bytes::from(head));
+        if let Some((len, end)) = self.whole.as_ref().map(|w| (w.len, self.end)).filter(|(len, end)| len != end) {
+            // A body that broke off (a tus PATCH keeps what arrived where it can): the PUT
+            // never ends, so nothing of it is kept; the client sends the file again.
+            self.abandon().await;
+            return Err(StoreError::Body(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the file's body ended after {end} of its {len} bytes"),
+            )));
+        }
+        if let Some(last) = self.whole.as_mut().map(|w| w.held.take()) {
+            // Every byte came and was checked: the last piece ends the PUT's body. Until
+            // the upload's row records this state, gc sees a blob no row names, an orphan
+            // it removes (the upload's own key, never another's).
+            self.send_whole(last.unwrap_or_default()).await?;
+            let Some(mut w) = self.whole.take() else { return Ok(None) };
+            drop(w.tx.take());
+            let Some(task) = w.task.take() else { return Ok(None) };
+            task.await.map_err(|e| StoreError::Other(Box::new(e)))??;
+            self.store.remember_head(self.upload, Bytes::from(w.head));
             self.st.parted = self.end;
             self.st.whole = true;
             return self.st.to_json().map(Some);
@@ -492,6 +573,16 @@ impl ChunkWriter for S3ChunkWriter {
         for part in self.in_flight.drain(..) {
             part.task.abort();
             let _ = part.task.await;
+        }
+        // A whole file's PUT ends short (its last piece was held back): S3 keeps nothing.
+        if let Some(mut w) = self.whole.take() {
+            if let Some(tx) = w.tx.take() {
+                let _ = tx.try_send(Err(std::io::Error::other("the upload's chunk was abandoned")));
+            }
+            if let Some(task) = w.task.take() {
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 }
@@ -526,7 +617,7 @@ impl BlobStore for S3BlobStore {
         upload: UploadId,
         offset: u64,
         staging: Option<String>,
-        whole: bool,
+        whole: Option<u64>,
     ) -> Result<Box<dyn ChunkWriter>, StoreError> {
         let st = Staging::parse(staging.as_deref())?;
         if st.parted + st.pending_len() != offset {
@@ -537,7 +628,7 @@ impl BlobStore for S3BlobStore {
         }
         // A whole file of at most a part (no multipart was opened for it) goes in one PUT;
         // a larger one streams into its multipart upload as any chunk does.
-        let whole = whole && offset == 0 && st.multipart.is_none() && st.pending.is_empty();
+        let whole = whole.filter(|len| *len <= PART && offset == 0 && st.multipart.is_none() && st.pending.is_empty());
         let old_garbage = st.garbage.clone();
         Ok(Box::new(S3ChunkWriter {
             store: self.clone(),
@@ -548,8 +639,13 @@ impl BlobStore for S3BlobStore {
             end: offset,
             buf: Vec::new(),
             in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
-            whole,
-            pieces: Vec::new(),
+            whole: whole.map(|len| WholePut {
+                len,
+                tx: None,
+                task: None,
+                held: None,
+                head: Vec::with_capacity(usize::try_from(len).map_or(HEAD_CACHED, |n| n.min(HEAD_CACHED))),
+            }),
         }))
     }
 

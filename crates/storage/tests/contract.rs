@@ -84,7 +84,8 @@ async fn send_as(
     if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len, whole).await? {
         row.state = Some(opened);
     }
-    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), whole).await?;
+    let mut w =
+        store.staging_writer(row.id, row.offset, row.state.clone(), whole.then_some(bytes.len() as u64)).await?;
     for p in bytes.chunks(piece) {
         w.write(bytes::Bytes::copy_from_slice(p)).await?;
     }
@@ -181,7 +182,7 @@ async fn a_failed_chunk_leaves_the_recorded_staging_intact(
     if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), Some(9 * MIB as u64), false).await? {
         row.state = Some(opened);
     }
-    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), false).await?;
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), None).await?;
     w.write(bytes::Bytes::from(vec![b'X'; 8 * MIB + 7])).await?;
     w.abandon().await;
     drop(w);
@@ -473,6 +474,22 @@ async fn a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing
         commit(store, &row).await?;
         store.delete_blob(&key).await?;
         assert!(store.list_staging().await?.is_empty(), "{size}: no staging left");
+    }
+    // Every byte written, then refused before finish (a checksum that did not match, a
+    // body longer than announced): the writer is abandoned and nothing is stored. Also
+    // when it is refused halfway.
+    for written in [8 * MIB, 3 * MIB] {
+        let bytes = vec![3u8; 8 * MIB];
+        let id = UploadId::random();
+        let mut w = store.staging_writer(id, 0, None, Some(bytes.len() as u64)).await?;
+        for p in bytes[..written].chunks(64 * KIB) {
+            w.write(bytes::Bytes::copy_from_slice(p)).await?;
+        }
+        w.abandon().await;
+        drop(w);
+        assert!(store.list_blobs().await?.is_empty(), "{written}: {:?}", store.list_blobs().await?);
+        store.delete_staging(id, None).await?;
+        assert!(store.list_staging().await?.is_empty());
     }
     // Abandoned (or expired) before complete: nothing is left anywhere.
     let mut row = Row::new();

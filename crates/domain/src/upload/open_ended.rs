@@ -10,8 +10,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{
-    blob_key, completable, Access, BodyChecksum, ChunkAdvance, ChunkError, ChunkRange, Concat, Duration, Hashes,
-    IncomingBody, Media, Permission, Span, StoreError, StreamExt, Upload, UploadError, UploadId, UploadService,
+    blob_key, completable, whole_write, Access, BodyChecksum, ChunkAdvance, ChunkError, ChunkRange, Concat, Duration,
+    Hashes, IncomingBody, Media, Permission, Span, StoreError, StreamExt, Upload, UploadError, UploadId, UploadService,
     LEASE_SECS, UPLOAD_OWNER_PERMISSIONS,
 };
 use crate::actor::Actor;
@@ -197,7 +197,7 @@ impl UploadService {
             0 => None,
             _ => Some(ChunkRange::new(0, n - 1, upload.total).map_err(ChunkError::BadRange)?),
         };
-        let span = Span { limit: n, hint: Some(n), verify: body.checksum.as_ref() };
+        let span = Span { limit: n, hint: Some(n), verify: body.checksum.as_ref(), announced: None };
         let upload = self.write_first(upload, range, span, body.stream, completes.then_some(lease)).await?;
         if !completes {
             return Ok(Progress { upload, completed: None });
@@ -353,7 +353,10 @@ impl UploadService {
             let cap = self.limits.max_chunk_bytes.min(to_end);
             let told_left = body.len.map(|n| n.saturating_sub(upload.offset - started));
             let hint = told_left.map_or(cap, |n| n.min(cap));
-            let span = Span { limit: cap, hint: Some(hint), verify: checksum.as_ref() };
+            // A body that is the rest of the file and fits one segment (the one PATCH
+            // tus-js-client and tuspy send after creation) may be the whole file.
+            let announced = told_left.filter(|n| *n == to_end && *n <= cap);
+            let span = Span { limit: cap, hint: Some(hint), verify: checksum.as_ref(), announced };
             let before = recording.take();
             let (got, staging_state) =
                 self.stream_segment(&upload, lease, &mut hashes, span, segment(&feed, cap), before).await?;
@@ -410,8 +413,9 @@ impl UploadService {
         before: Option<Recording<'_>>,
     ) -> Result<(u64, Option<String>), ChunkError> {
         let mut before = before;
+        let whole = whole_write(upload, upload.staging_state.as_ref(), span.announced).is_some();
         let staging =
-            match self.blobs.prepare_staging(upload.id, upload.staging_state.clone(), span.hint, false).await? {
+            match self.blobs.prepare_staging(upload.id, upload.staging_state.clone(), span.hint, whole).await? {
                 None => upload.staging_state.clone(),
                 Some(opened) => {
                     if let Some(r) = before.take() {
@@ -718,6 +722,48 @@ mod tests {
         assert_eq!(written.lock().map_err(|_| "poisoned")?.as_slice(), whole);
         assert_eq!(got.completed.map(|c| c.media.get()), Some(1));
         assert_eq!(got.upload.offset, 10);
+        Ok(())
+    }
+
+    /// The one PATCH most tus clients send after creation carries the whole file: the store
+    /// is told so (S3 then puts it in one request). A PATCH of part of the file, of a body
+    /// of unknown length, or of a file longer than a segment is not.
+    #[tokio::test]
+    async fn a_patch_that_carries_the_whole_file_is_written_whole() -> TestResult {
+        /// The upload's total, the body, its announced length, what the store is told.
+        type Case = (Option<u64>, &'static [u8], Option<u64>, Option<u64>);
+        let cases: [Case; 4] = [
+            (Some(3), b"abc", Some(3), Some(3)),
+            (Some(4), b"abc", Some(3), None),
+            (Some(3), b"abc", None, None),
+            (Some(10), b"0123456789", Some(10), None),
+        ];
+        for (total, bytes, len, whole) in cases {
+            let up = upload(total)?;
+            let mut repo = leasing_repo(&up);
+            recording_progress(&mut repo);
+            repo.expect_release_lease().returning(|_, _| Ok(()));
+            repo.expect_complete().returning(|_, m| Ok(recorded(m)));
+            let mut blobs = MockBlobStore::new();
+            blobs
+                .expect_prepare_staging()
+                .withf(move |_, _, _, w| *w == whole.is_some())
+                .returning(|_, _, _, _| Ok(None));
+            blobs.expect_staging_writer().times(1..).returning(move |_, _, _, w| {
+                if w != whole {
+                    return Err(StoreError::Other(format!("told {w:?}, not {whole:?}").into()));
+                }
+                let mut writer = MockChunkWriter::new();
+                writer.expect_write().returning(|_| Ok(()));
+                writer.expect_finish().returning(|| Ok(None));
+                writer.expect_abandon().returning(|| ());
+                Ok(Box::new(writer))
+            });
+            blobs.expect_commit_staging().returning(|_, _, _, _, _| Ok(b"abc".to_vec()));
+            let svc = service(repo, blobs, MockMediaRepository::new());
+            let body = Body { len, ..body(&[bytes], false) };
+            svc.append_stream(&writer_actor("u-1")?, up.id, 0, None, body).await?;
+        }
         Ok(())
     }
 
