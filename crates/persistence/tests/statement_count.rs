@@ -1,14 +1,13 @@
 //! A bulk delete costs the same number of SQL statements whatever the number of ids
-//! (SPEC 5: no statement per id). Counted with diesel's instrumentation, which sees every
-//! statement sent, transaction control included. Its own test binary: the count is
+//! (SPEC 5: no statement per id). Counted by the count `/metrics` shows
+//! ([`statements_sent`]: diesel's instrumentation on every connection, which sees every
+//! statement sent, transaction control included). Its own test binary: the count is
 //! process-wide.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use mediabox_domain::event::NewEvent;
 use mediabox_domain::hashing::Hashes;
 use mediabox_domain::media::{blob_key, Deleter, MediaKind, NewMedia};
@@ -16,19 +15,9 @@ use mediabox_domain::ports::{EventRepository, MediaRepository, UploadRepository}
 use mediabox_domain::upload::Upload;
 use mediabox_domain::{OrgId, UploadId, UserId};
 use mediabox_persistence::testing::TestDb;
-use mediabox_persistence::{Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
+use mediabox_persistence::{statements_sent, Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
-
-fn counting() -> Option<Box<dyn Instrumentation>> {
-    Some(Box::new(|event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            STATEMENTS.fetch_add(1, Ordering::SeqCst);
-        }
-    }))
-}
 
 async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std::error::Error + Send + Sync>> {
     let (org, user) = (OrgId::new("acme")?, UserId::new("u-1")?);
@@ -91,14 +80,13 @@ async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std
         uuids.push(m.uuid);
     }
     let deleter = Deleter { org, user, any: true };
-    let before = STATEMENTS.load(Ordering::SeqCst);
+    let before = statements_sent();
     let out = media.delete(&deleter, &uuids).await?;
-    let used = STATEMENTS.load(Ordering::SeqCst) - before;
+    let used = usize::try_from(statements_sent() - before)?;
     Ok((used, out.deleted.len()))
 }
 
 async fn check(t: TestDb) -> TestResult {
-    set_default_instrumentation(counting)?;
     let db = Db::connect(&t.url, 4, Duration::from_secs(5))?;
     db.migrate()?;
     let (small, n_small) = statements_for(&db, 10).await?;
@@ -125,15 +113,14 @@ async fn a_bulk_delete_takes_a_bounded_number_of_statements_on_postgres() -> Tes
 }
 
 async fn reused(t: TestDb) -> TestResult {
-    set_default_instrumentation(counting)?;
     // One connection, so the second lookup gets the connection the first one used.
     let db = Db::connect(&t.url, 1, Duration::from_secs(5))?;
     db.migrate()?;
     let uploads = DieselUploadRepository::new(db.clone());
     uploads.find(UploadId::random()).await?;
-    let before = STATEMENTS.load(Ordering::SeqCst);
+    let before = statements_sent();
     uploads.find(UploadId::random()).await?;
-    let used = STATEMENTS.load(Ordering::SeqCst) - before;
+    let used = statements_sent() - before;
     assert_eq!(used, 1, "a connection used just now is handed out without a `SELECT 1` first");
     Ok(())
 }
