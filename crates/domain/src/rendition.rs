@@ -168,7 +168,15 @@ pub struct RenditionService {
     permits: Arc<tokio::sync::Semaphore>,
     /// One lock per rendition being made, so that concurrent first requests render once.
     making: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Renditions just made (key, bytes), newest last: the request that made one serves
+    /// it from here instead of reading back what it just stored (on S3 a request, and
+    /// the time to the first thumbnail). Taken by the first `open`.
+    just_made: Mutex<std::collections::VecDeque<(String, Bytes)>>,
 }
+
+/// How many renditions just made are kept for their first `open` (a thumbnail is a few
+/// KiB, a preview some hundred).
+const JUST_MADE: usize = 16;
 
 impl RenditionService {
     #[must_use]
@@ -180,7 +188,16 @@ impl RenditionService {
         limits: RenditionLimits,
     ) -> Self {
         let permits = Arc::new(tokio::sync::Semaphore::new(limits.workers.max(1)));
-        Self { media, blobs, processor, clock, limits, permits, making: Mutex::new(HashMap::new()) }
+        Self {
+            media,
+            blobs,
+            processor,
+            clock,
+            limits,
+            permits,
+            making: Mutex::new(HashMap::new()),
+            just_made: Mutex::default(),
+        }
     }
 
     /// The rendition of `media` (already authorized by the caller), made now if it was
@@ -230,6 +247,16 @@ impl RenditionService {
         rendition: Rendition,
         range: Option<RangeSpec>,
     ) -> Result<(Rendition, Opened), RenditionError> {
+        if let Some(bytes) = self.take_just_made(&rendition.key()).filter(|b| b.len() as u64 == rendition.size) {
+            let range = range.map(|s| s.resolve(rendition.size).ok_or(Unreadable::Range { size: rendition.size }));
+            let range = range.transpose()?;
+            let part = match range {
+                Some(r) => bytes.slice(usize::try_from(r.start).unwrap_or(0)..usize::try_from(r.end + 1).unwrap_or(0)),
+                None => bytes,
+            };
+            let body: crate::ports::ByteStream = Box::pin(futures_util::stream::iter([Ok(part)]));
+            return Ok((rendition, Opened { range, body }));
+        }
         match open_blob(&*self.blobs, &rendition.key(), rendition.size, range).await {
             Err(Unreadable::Store(StoreError::NotFound)) => {
                 tracing::warn!(key = %rendition.key(), "a recorded rendition is missing from the store; making it again");
@@ -276,6 +303,12 @@ impl RenditionService {
             Some(RenditionRecord::NotDecodable) => Err(not_decodable(media)),
             None => Ok(None),
         }
+    }
+
+    fn take_just_made(&self, key: &str) -> Option<Bytes> {
+        let mut made = self.just_made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = made.iter().position(|(k, _)| k == key)?;
+        made.remove(at).map(|(_, b)| b)
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -331,11 +364,19 @@ impl RenditionService {
             height: rendered.height,
         };
         let key = rendition.key();
-        self.blobs.put_blob(&key, Bytes::from(rendered.bytes)).await?;
+        let bytes = Bytes::from(rendered.bytes);
+        self.blobs.put_blob(&key, bytes.clone()).await?;
         let saved =
             self.media.save_rendition(&media.blob_key, variant, &RenditionRecord::Ready(rendition.clone()), now).await;
         match saved {
-            Ok(true) => Ok(rendition),
+            Ok(true) => {
+                let mut made = self.just_made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if made.len() >= JUST_MADE {
+                    made.pop_front();
+                }
+                made.push_back((key, bytes));
+                Ok(rendition)
+            }
             Ok(false) => {
                 // The original was deleted meanwhile: nothing may keep this blob.
                 let _ = self.blobs.delete_blob(&key).await;
@@ -528,6 +569,40 @@ mod tests {
         let mut video = media(&bytes, 4, 4)?;
         (video.kind, video.content_type) = (MediaKind::Video, "video/mp4".into());
         assert!(matches!(svc.get(&video, Variant::Thumb).await, Err(RenditionError::NoRendition("thumb"))));
+        Ok(())
+    }
+
+    /// The request that made a rendition serves the bytes it made (whole or a range),
+    /// not a read of what it just stored; later requests read the store.
+    #[tokio::test]
+    async fn a_rendition_just_made_is_served_from_its_bytes_once_then_from_the_store() -> TestResult {
+        let bytes = photo(64, 48);
+        let m = media(&bytes, 64, 48)?;
+        let mut repo = MockMediaRepository::new();
+        repo.expect_find_rendition().returning(|_, _| Ok(None));
+        repo.expect_save_rendition().returning(|_, _, _, _| Ok(true));
+        let stored_reads = Arc::new(AtomicUsize::new(0));
+        let mut blobs = MockBlobStore::new();
+        let n = stored_reads.clone();
+        blobs.expect_read().returning(move |k, _| {
+            if k != "b1" {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+            serving(b"jpeg of an image of 64x48".to_vec())(k, None)
+        });
+        blobs.expect_put_blob().returning(|_, _| Ok(()));
+        let svc = service(repo, blobs, renders(64, 48), RenditionLimits::default());
+        let read_all = |o: Opened| async move {
+            let pieces: Vec<Result<Bytes, std::io::Error>> = o.body.collect().await;
+            pieces.into_iter().collect::<Result<Vec<_>, _>>().map(|v| v.concat())
+        };
+        let made = svc.get(&m, Variant::Thumb).await?;
+        let (_, opened) = svc.open(&m, made.clone(), Some(RangeSpec::FromTo(0, Some(3)))).await?;
+        assert_eq!(read_all(opened).await?, b"jpeg");
+        assert_eq!(stored_reads.load(Ordering::SeqCst), 0, "served from the bytes just made");
+        let (_, opened) = svc.open(&m, made, None).await?;
+        assert_eq!(read_all(opened).await?, b"jpeg of an image of 64x48");
+        assert_eq!(stored_reads.load(Ordering::SeqCst), 1, "then from the store");
         Ok(())
     }
 

@@ -220,6 +220,9 @@ fn s3_client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
         .with_region("us-east-1")
         .with_access_key_id(mediabox_storage::testing::KEY)
         .with_secret_access_key(mediabox_storage::testing::SECRET)
+        // `S3_UNSIGNED=1`: no SHA-256 of the payload on either side (as mediabox's
+        // whole-file PUT), the faster ceiling.
+        .with_unsigned_payload(std::env::var("S3_UNSIGNED").is_ok_and(|v| v == "1"))
         .build()
         .expect("s3 client")
 }
