@@ -76,21 +76,41 @@ large 104857600
 large 1073741824
 
 # Files sent in one request each, 32 clients at once, beside the ceiling of one PUT per
-# file straight into the same s3s-fs. $1 files of $2 bytes; $3 the row's name.
+# file straight into the same s3s-fs: object_store's `put` with a signed payload (its
+# default: SHA-256 of each file on both sides) and unsigned (`UNSIGNED-PAYLOAD`, as
+# mediabox's whole-file PUT); the ratio is against the faster. $1 files of $2 bytes; $3
+# the row's name; $4 how they are sent: `small` (the chunk API: one chunk, then complete:
+# two requests), `tus` (tus creation, then one PATCH: what tus-js-client, Uppy and tuspy
+# send). Also per file, from the same runs: the server's CPU (user + system), the S3
+# requests and database statements it sent (`/metrics`).
+metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 files() {
-  local ours=() rss=() ceil=() r i
+  local ours=() rss=() ceil=() unsigned=() cpu=() s3req=() stmts=() r i
   for i in $(seq 1 "$RUNS"); do
     r=$($BENCH s3-small "$ENDPOINT" bench "$1" "$2" 32); ceil+=("$(field "$r" files/s)")
     rm -rf "$DIR/s3/bench"/*
+    r=$(S3_UNSIGNED=1 $BENCH s3-small "$ENDPOINT" bench "$1" "$2" 32); unsigned+=("$(field "$r" files/s)")
+    rm -rf "$DIR/s3/bench"/*
     reset_db
     start_server
-    r=$($BENCH small "$URL" "$TOKEN" "$1" "$2" 32); ours+=("$(field "$r" files/s)")
+    local cpu0 req0 st0
+    cpu0=$(awk '{print $14 + $15}' "/proc/$PID/stat"); req0=$(metric mediabox_s3_requests_total); st0=$(metric mediabox_db_statements_total)
+    if [ "$4" = tus ]; then
+      r=$(TUS_TOKEN=$TOKEN $BENCH tus-small "$URL/api/v2/media/tus/" "$1" "$2" 32)
+    else
+      r=$($BENCH small "$URL" "$TOKEN" "$1" "$2" 32)
+    fi
+    ours+=("$(field "$r" files/s)")
+    cpu+=("$(awk -v a="$cpu0" -v n="$1" -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15 - a) * 1000 / hz / n}' "/proc/$PID/stat")")
+    s3req+=("$(awk -v a="$req0" -v b="$(metric mediabox_s3_requests_total)" -v n="$1" 'BEGIN {printf "%.2f", (b - a) / n}')")
+    stmts+=("$(awk -v a="$st0" -v b="$(metric mediabox_db_statements_total)" -v n="$1" 'BEGIN {printf "%.2f", (b - a) / n}')")
     rss+=("$(rss_mib)")
     stop_server
   done
-  local m c
-  m=$(median "${ours[@]}"); c=$(median "${ceil[@]}")
-  echo "| $3 | $(stats "${ours[@]}") files/s | $(stats "${ceil[@]}") files/s | $(awk "BEGIN {printf \"%.2fx\", $m/$c}") | $(stats "${rss[@]}") MiB |"
+  local m c u best
+  m=$(median "${ours[@]}"); c=$(median "${ceil[@]}"); u=$(median "${unsigned[@]}")
+  best=$(awk "BEGIN {print ($u > $c) ? $u : $c}")
+  echo "| $3 | $(stats "${ours[@]}") files/s | $(stats "${ceil[@]}") / $(stats "${unsigned[@]}") files/s | $(awk "BEGIN {printf \"%.2fx\", $m/$best}") | $(stats "${rss[@]}") MiB | $(median "${cpu[@]}") ms | $(median "${s3req[@]}") | $(median "${stmts[@]}") |"
 }
 # A fresh PostgreSQL database per server when DB_URL is set.
 reset_db() {
@@ -99,15 +119,17 @@ reset_db() {
     -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" >/dev/null
 }
 echo
-echo "| upload, one request per file, 32 clients | mediabox | ceiling: one PUT per file, 32 at once | mediabox / ceiling | server peak RSS |"
-echo "|---|---|---|---|---|"
-files 2000 65536 "2000 files of 64 KiB, SQLite"
-files 128 4194304 "128 photos of 4 MiB, SQLite"
+echo "| upload, 32 clients | mediabox | ceiling: one PUT per file, 32 at once, signed / unsigned payload | mediabox / faster ceiling | server peak RSS | server CPU per file | S3 requests per file | DB statements per file |"
+echo "|---|---|---|---|---|---|---|---|"
+files 2000 65536 "2000 files of 64 KiB, chunk API, SQLite" small
+files 128 4194304 "128 photos of 4 MiB, chunk API, SQLite" small
+files 128 4194304 "128 photos of 4 MiB, tus create + one PATCH, SQLite" tus
 PGDB=mediabox_bench_s3_$$
 if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
   DB_URL=postgres://postgres@127.0.0.1:5432/$PGDB
-  files 2000 65536 "2000 files of 64 KiB, PostgreSQL"
-  files 128 4194304 "128 photos of 4 MiB, PostgreSQL"
+  files 2000 65536 "2000 files of 64 KiB, chunk API, PostgreSQL" small
+  files 128 4194304 "128 photos of 4 MiB, chunk API, PostgreSQL" small
+  files 128 4194304 "128 photos of 4 MiB, tus create + one PATCH, PostgreSQL" tus
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null
   DB_URL=""
 else

@@ -558,6 +558,37 @@ impl Db {
         rx.await.unwrap_or_else(|_| Err(RepoError::Unavailable("the database did not take the write in time".into())))
     }
 
+    /// Runs `f`, one write statement, atomic by itself. On PostgreSQL it is sent alone
+    /// (autocommit: no `BEGIN` and `COMMIT`, two round trips less; run again when the
+    /// database aborts it to break a deadlock); on SQLite it is queued as any write (a
+    /// savepoint of the batch's transaction, answered once that commits). `f` must send
+    /// exactly one write statement: more would not be one transaction on PostgreSQL.
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub(crate) async fn write_one<T, F>(&self, mut f: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, DieselError> + Send + 'static,
+    {
+        if self.writer.is_some() {
+            return self.tx(f).await;
+        }
+        self.run(move |conn| {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match f(conn) {
+                    Err(e) if attempt < 5 && is_retryable(&e) => {
+                        tracing::debug!(attempt, "statement aborted by the database; sending it again");
+                    }
+                    done => return done,
+                }
+            }
+        })
+        .await
+    }
+
     /// Runs `f` in one write transaction; any error rolls it back (see [`Self::write`]).
     ///
     /// # Errors

@@ -137,3 +137,43 @@ async fn a_connection_used_just_now_is_not_pinged_again_on_postgres() -> TestRes
         None => Ok(()),
     }
 }
+
+/// A write that is one statement is sent alone on PostgreSQL: no `BEGIN` and `COMMIT`
+/// around it (each a round trip; a small file's upload makes several such writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_statement_write_is_sent_without_a_transaction_on_postgres() -> TestResult {
+    use mediabox_domain::ports::UploadRepository;
+    let Some(t) = TestDb::postgres("a_one_statement_write_is_sent_without_a_transaction_on_postgres") else {
+        return Ok(());
+    };
+    let db = Db::connect(&t.url, 1, Duration::from_secs(5))?;
+    db.migrate()?;
+    let uploads = DieselUploadRepository::new(db.clone());
+    let (s, m) = Hashes::default().to_state();
+    let up = Upload {
+        id: UploadId::random(),
+        org: OrgId::new("acme")?,
+        user: UserId::new("u-1")?,
+        filename: "a".into(),
+        offset: 0,
+        total: Some(3),
+        sha256_state: s,
+        md5_state: m,
+        created_at: Utc::now(),
+        expires_at: Utc::now() + chrono::Duration::hours(1),
+        media: None,
+        staging_state: None,
+        event: None,
+        concat: None,
+    };
+    uploads.find(up.id).await?;
+    let before = statements_sent();
+    uploads.insert(&up).await?;
+    assert_eq!(statements_sent() - before, 1, "the insert alone");
+    let before = statements_sent();
+    let lease = uuid::Uuid::new_v4();
+    assert!(uploads.acquire_lease(up.id, 0, lease, Utc::now() + chrono::Duration::minutes(1), Utc::now()).await?);
+    uploads.release_lease(up.id, lease).await?;
+    assert_eq!(statements_sent() - before, 2, "one UPDATE each");
+    Ok(())
+}
