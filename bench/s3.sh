@@ -81,7 +81,7 @@ large 1073741824
 # mediabox's whole-file PUT); the ratio is against the faster. $1 files of $2 bytes; $3
 # the row's name; $4 how they are sent: `small` (the chunk API: one chunk, then complete:
 # two requests), `tus` (tus creation, then one PATCH: what tus-js-client, Uppy and tuspy
-# send). Also per file, from the same runs: the server's CPU (user + system), the S3
+# send), `cwu` (tus creation-with-upload: the file in the creation request, one request). Also per file, from the same runs: the server's CPU (user + system), the S3
 # requests and database statements it sent (`/metrics`).
 metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 files() {
@@ -97,6 +97,8 @@ files() {
     cpu0=$(awk '{print $14 + $15}' "/proc/$PID/stat"); req0=$(metric mediabox_s3_requests_total); st0=$(metric mediabox_db_statements_total)
     if [ "$4" = tus ]; then
       r=$(TUS_TOKEN=$TOKEN $BENCH tus-small "$URL/api/v2/media/tus/" "$1" "$2" 32)
+    elif [ "$4" = cwu ]; then
+      r=$(TUS_TOKEN=$TOKEN $BENCH tus-small-cwu "$URL/api/v2/media/tus/" "$1" "$2" 32)
     else
       r=$($BENCH small "$URL" "$TOKEN" "$1" "$2" 32)
     fi
@@ -122,12 +124,14 @@ echo
 echo "| upload, 32 clients | mediabox | ceiling: one PUT per file, 32 at once, signed / unsigned payload | mediabox / faster ceiling | server peak RSS | server CPU per file | S3 requests per file | DB statements per file |"
 echo "|---|---|---|---|---|---|---|---|"
 files 2000 65536 "2000 files of 64 KiB, chunk API, SQLite" small
+files 2000 65536 "2000 files of 64 KiB, tus creation-with-upload, SQLite" cwu
 files 128 4194304 "128 photos of 4 MiB, chunk API, SQLite" small
 files 128 4194304 "128 photos of 4 MiB, tus create + one PATCH, SQLite" tus
 PGDB=mediabox_bench_s3_$$
 if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
   DB_URL=postgres://postgres@127.0.0.1:5432/$PGDB
   files 2000 65536 "2000 files of 64 KiB, chunk API, PostgreSQL" small
+  files 2000 65536 "2000 files of 64 KiB, tus creation-with-upload, PostgreSQL" cwu
   files 128 4194304 "128 photos of 4 MiB, chunk API, PostgreSQL" small
   files 128 4194304 "128 photos of 4 MiB, tus create + one PATCH, PostgreSQL" tus
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null
