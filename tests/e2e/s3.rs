@@ -313,12 +313,15 @@ async fn photos_in_one_request_are_one_object_each_and_identical_ones_share_it_e
 /// A process that dies after putting a whole file and before recording its upload leaves
 /// an object no row names: gc removes it as an orphan, and touches nothing else.
 async fn a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_removes(s: TestServer) -> TestResult {
+    use mediabox_domain::ports::WriteSize;
     use mediabox_domain::UploadId;
     let u = s.as_user("u-1", "acme", ALL);
     let kept = u.upload(b"kept", 4, "k").await?;
     // What the first chunk does before the row is inserted, and then nothing.
     let store = &s.running.wired.store;
-    let mut w = store.staging_writer(UploadId::random(), 0, None, Some(64 * KIB as u64)).await?;
+    let mut w = store
+        .staging_writer(UploadId::random(), 0, None, WriteSize { len: Some(64 * KIB as u64), whole: true })
+        .await?;
     w.write(bytes::Bytes::from(file(64 * KIB, 14))).await?;
     w.finish().await?;
     assert_eq!(s.stored_files().len(), 2);

@@ -340,6 +340,21 @@ pub struct StoredBlob {
     pub modified: DateTime<Utc>,
 }
 
+/// What the domain knows of a write into staging before its bytes arrive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSize {
+    /// How many bytes the writer gets when the request arrives whole (a chunk's range, a
+    /// request's announced length, at most a segment); `None` when unknown. More is never
+    /// written; fewer only when a tus body breaks off, and then `finish` keeps what came
+    /// (or fails, when `whole`).
+    pub len: Option<u64>,
+    /// Those `len` bytes are all of the file (from offset 0, the upload's total, checked
+    /// before `finish`): a store may write them where the upload's blob goes, in one
+    /// request (S3), and `commit_staging` then has nothing to move. Such a store keeps
+    /// nothing of a writer that got fewer: its `finish` fails.
+    pub whole: bool,
+}
+
 /// Where bytes live: per-upload staging (the bytes of chunks received so far) and blobs,
 /// named by keys the domain makes ([`crate::media::blob_key`]).
 ///
@@ -366,12 +381,9 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
     /// A writer placing bytes into the upload's staging from `offset` on. Bytes past
     /// `offset` left by a chunk that failed are overwritten; nothing the recorded state
-    /// refers to is changed until the new state is recorded. `whole`: `Some(n)` when the
-    /// bytes this writer gets are all of the file, `n` of them (from offset 0; the count
-    /// is checked before `finish`, except for a tus body that broke off), so a store may
-    /// write them where the upload's blob goes, in one request, instead of staging them
-    /// (S3); `commit_staging` then has nothing to move. Such a store keeps nothing of a
-    /// writer that got fewer than `n` bytes: its `finish` fails.
+    /// refers to is changed until the new state is recorded. `size`: what the domain knows
+    /// of the bytes to come (see [`WriteSize`]); a store may stream them on as they arrive
+    /// (S3: into parts, or one PUT for a whole file) instead of gathering them first.
     /// # Errors
     /// `StoreError` when the staging cannot be opened.
     async fn staging_writer(
@@ -379,7 +391,7 @@ pub trait BlobStore: Send + Sync {
         upload: UploadId,
         offset: u64,
         staging: Option<String>,
-        whole: Option<u64>,
+        size: WriteSize,
     ) -> Result<Box<dyn ChunkWriter>, StoreError>;
     /// Turns the first `size` bytes of the upload's staging into blob `key`, removes the
     /// staging, and answers up to `head` leading bytes of the blob (what the upload is

@@ -17,7 +17,7 @@ use crate::hashing::{BodyDigest, DigestAlgorithm, Hashes, StreamHasher};
 use crate::ids::{EventId, MediaId, OrgId, UploadId, UserId};
 use crate::media::{blob_key, Media, MediaKind, NewMedia};
 use crate::ports::{
-    BlobStore, ChunkWriter, Clock, IncomingBody, MediaProcessor, MediaRepository, Probe, UploadRepository,
+    BlobStore, ChunkWriter, Clock, IncomingBody, MediaProcessor, MediaRepository, Probe, UploadRepository, WriteSize,
 };
 use crate::sniff::{content_type, sanitize_filename, SNIFF_BYTES};
 
@@ -141,8 +141,9 @@ struct Span<'a> {
     hint: Option<u64>,
     /// The digest the client sent for exactly these bytes.
     verify: Option<&'a BodyChecksum>,
-    /// The body's announced length when the range does not say it: it is all of the
-    /// file when it is the upload's total from offset 0 (a tus PATCH carrying the file).
+    /// How many bytes come when the body arrives whole, when the range does not say it
+    /// (a tus PATCH's announced length, at most a segment): all of the file when that is
+    /// the upload's total from offset 0.
     announced: Option<u64>,
 }
 
@@ -624,8 +625,9 @@ impl UploadService {
         let upload_room = self.limits.max_upload_bytes.saturating_sub(upload.offset);
         // The whole file in this one write (its length known and checked before finish):
         // a store may put it where its blob goes, in one request (S3).
-        let whole = whole_write(upload, staging.as_ref(), expected.or(span.announced));
-        let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging, whole).await?;
+        let len = expected.or(span.announced);
+        let size = WriteSize { len, whole: whole_write(upload, staging.as_ref(), len).is_some() };
+        let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging, size).await?;
         let streamed = async {
             let mut got: u64 = 0;
             while let Some(piece) = body.next().await {
@@ -934,7 +936,7 @@ fn completable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockBlobStore, MockChunkWriter, MockClock, MockUploadRepository};
+    use crate::ports::{MockBlobStore, MockChunkWriter, MockClock, MockUploadRepository, WriteSize};
     use bytes::Bytes;
     use chrono::TimeZone;
     use mockall::predicate::eq;
@@ -1042,7 +1044,7 @@ mod tests {
                 .returning(|_, _, _, _| Ok(None));
             blobs
                 .expect_staging_writer()
-                .withf(move |_, _, _, w| *w == whole.then_some(2))
+                .withf(move |_, _, _, w| *w == WriteSize { len: Some(2), whole })
                 .times(1)
                 .returning(|_, _, _, _| finishing_writer(None));
             let range = ChunkRange::new(0, 1, total).map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob, WriteSize};
 use mediabox_domain::{StoreError, UploadId};
 use tokio::fs::{self, File};
 use tokio::io::AsyncReadExt;
@@ -430,7 +430,7 @@ impl BlobStore for FsBlobStore {
         offset: u64,
         _staging: Option<String>,
         // A whole file is staged like any chunk: completing it is one rename.
-        _whole: Option<u64>,
+        _size: WriteSize,
     ) -> Result<Box<dyn ChunkWriter>, StoreError> {
         // Opened, measured and positioned in one trip to a blocking thread (three with
         // tokio::fs): a small file's chunk is mostly such trips.

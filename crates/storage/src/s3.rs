@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob, WriteSize};
 use mediabox_domain::{StoreError, UploadId};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::client::{
@@ -360,11 +360,100 @@ struct S3ChunkWriter {
     /// The whole file comes in this chunk, at most [`PART`] (no multipart opened): it
     /// streams into one PUT where the blob goes.
     whole: Option<WholePut>,
+    /// Where this chunk ends when it arrives whole (its announced length), so that parts
+    /// of known length stream to S3 as the bytes arrive (a signed `UploadPart`), instead
+    /// of being gathered first: S3 receives while the client sends. `None`: unknown, and
+    /// parts are gathered in `buf`.
+    chunk_end: Option<u64>,
+    /// The part streaming now, if any.
+    part: Option<PartStream>,
 }
 
-/// How many of a request's pieces wait for a whole file's PUT to take them: the request
-/// reads on while the PUT sends, and memory stays a few pieces whatever the file's size.
-const WHOLE_QUEUE: usize = 4;
+/// How many of a request's pieces wait for a streamed PUT to take them: the request reads
+/// on while the PUT sends, and memory stays a few pieces whatever the file's size.
+const PUT_QUEUE: usize = 4;
+
+/// A PUT whose body streams through a channel (a URL object_store signs,
+/// `UNSIGNED-PAYLOAD`): object_store's own `put` and `put_part` need the whole payload in
+/// memory first. Its task answers the object's or part's ETag.
+struct StreamedPut {
+    tx: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
+    /// Until awaited (a handle is awaited once).
+    task: Option<tokio::task::JoinHandle<Result<String, StoreError>>>,
+}
+
+impl StreamedPut {
+    /// Starts a PUT of `len` bytes to `url`.
+    fn start(store: &S3BlobStore, url: s3_http::Url, len: u64) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(PUT_QUEUE);
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let request =
+            store.http.put(url).header(s3_http::header::CONTENT_LENGTH, len).body(s3_http::Body::wrap_stream(body));
+        store.requests.fetch_add(1, Ordering::Relaxed);
+        let task = tokio::spawn(async move {
+            let answer = request.send().await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            let status = answer.status();
+            if status.is_success() {
+                let etag = answer.headers().get(s3_http::header::ETAG).and_then(|v| v.to_str().ok());
+                return Ok(etag.unwrap_or_default().to_owned());
+            }
+            // Logged by the caller, never shown: S3's error document names the bucket.
+            let text = answer.text().await.unwrap_or_default();
+            Err(StoreError::Unavailable(format!("S3 answered the PUT with {status}: {text}").into()))
+        });
+        Self { tx: Some(tx), task: Some(task) }
+    }
+
+    /// S3's answer, once (later: an error).
+    async fn answer(&mut self) -> Result<String, StoreError> {
+        match self.task.take() {
+            Some(task) => task.await.map_err(|e| StoreError::Other(Box::new(e)))?,
+            None => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
+        }
+    }
+
+    /// Sends the next piece of the body.
+    async fn send(&mut self, piece: Bytes) -> Result<(), StoreError> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Ok(piece)).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The PUT ended before its body did: its answer says why.
+        self.tx = None;
+        match self.answer().await {
+            Err(e) => Err(e),
+            Ok(_) => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
+        }
+    }
+
+    /// The body is complete: S3's answer.
+    async fn end(mut self) -> Result<String, StoreError> {
+        self.tx = None;
+        self.answer().await
+    }
+
+    /// Ends the PUT short of its length: S3 keeps nothing of it.
+    async fn stop(mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.try_send(Err(std::io::Error::other("the upload's chunk was abandoned")));
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for StreamedPut {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
 
 /// A whole file streaming into one PUT where its blob goes. The request's last piece is
 /// held back until `finish`: S3 has the object only once every byte came and was checked
@@ -373,13 +462,27 @@ const WHOLE_QUEUE: usize = 4;
 struct WholePut {
     /// The file's length: the PUT's `Content-Length`.
     len: u64,
-    /// Feeds the PUT's body, once started (at the first piece).
-    tx: Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
-    task: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    /// Started at the first piece.
+    put: Option<StreamedPut>,
     /// The latest piece, not yet sent.
     held: Option<Bytes>,
     /// A copy of the file's first bytes, for its complete to sniff.
     head: Vec<u8>,
+}
+
+/// A part of known length streaming to S3 while its bytes arrive.
+struct PartStream {
+    put: StreamedPut,
+    /// Bytes still to send.
+    left: u64,
+    /// The upload's bytes `0..end` are in the parts once it lands.
+    end: u64,
+    /// Small objects whose bytes it carries (sent first): garbage once it lands, pending
+    /// again if it stops short.
+    consumed: Vec<(u64, u64)>,
+    /// This chunk's pieces in it (not copied): kept as a small object when the body ends
+    /// before the part (a tus PATCH that broke off keeps what arrived).
+    kept: Vec<Bytes>,
 }
 
 /// Parts of one chunk on their way while the next fills from the socket. One: receiving
@@ -393,7 +496,8 @@ struct InFlight {
     end: u64,
     /// Small objects whose bytes it carries: garbage once it lands.
     consumed: Vec<(u64, u64)>,
-    task: tokio::task::JoinHandle<Result<PartId, object_store::Error>>,
+    /// The part's ETag, once S3 has it.
+    task: tokio::task::JoinHandle<Result<String, StoreError>>,
 }
 
 impl S3ChunkWriter {
@@ -416,17 +520,103 @@ impl S3ChunkWriter {
         };
         let (s3, dest) = (self.store.s3.clone(), self.dest.clone());
         let index = self.st.parts.len() + self.in_flight.len();
-        let task = tokio::spawn(async move { s3.put_part(&dest, &mp, index, payload).await });
+        let task = tokio::spawn(async move {
+            s3.put_part(&dest, &mp, index, payload).await.map(|id| id.content_id).map_err(write_error)
+        });
         self.in_flight.push_back(InFlight { end: self.end, consumed: std::mem::take(&mut self.st.pending), task });
         Ok(())
+    }
+
+    /// Starts streaming the next part, of `len` bytes: the small objects first (read back),
+    /// then this chunk's bytes as they come.
+    async fn start_part(&mut self, len: u64) -> Result<(), StoreError> {
+        if self.in_flight.len() >= IN_FLIGHT {
+            self.land_oldest().await?;
+        }
+        let Some(mp) = self.st.multipart.clone() else {
+            return Err(StoreError::Other("no multipart upload to send a part to".into()));
+        };
+        let index = self.st.parts.len() + self.in_flight.len();
+        let options = object_store::signer::SignedUrlOptions::default()
+            .with_query([("partNumber", (index + 1).to_string()), ("uploadId", mp)]);
+        let url = self.store.s3.signed_url_opts(s3_http::Method::PUT, &self.dest, SIGNED_FOR, &options).await;
+        let mut put = StreamedPut::start(&self.store, url.map_err(write_error)?, len);
+        let consumed = std::mem::take(&mut self.st.pending);
+        let carried: u64 = consumed.iter().map(|(a, b)| b - a).sum();
+        if carried > 0 {
+            let mut earlier = Vec::with_capacity(usize::try_from(carried).unwrap_or(0));
+            if let Err(e) = self.store.read_all(self.upload, &consumed, &mut earlier).await {
+                self.st.pending = consumed;
+                put.stop().await;
+                return Err(e);
+            }
+            if let Err(e) = put.send(Bytes::from(earlier)).await {
+                self.st.pending = consumed;
+                return Err(e);
+            }
+        }
+        let end = self.end + (len - carried);
+        self.part = Some(PartStream { put, left: len - carried, end, consumed, kept: Vec::new() });
+        Ok(())
+    }
+
+    /// Streams this chunk's `bytes` into parts of known length, cut as the chunk allows;
+    /// what no part takes (a tail under the part minimum) gathers in `buf`.
+    async fn stream_parts(&mut self, mut bytes: Bytes, chunk_end: u64) -> Result<(), StoreError> {
+        while !bytes.is_empty() {
+            if self.part.is_none() {
+                // Bytes from the recorded parts' end to this chunk's end.
+                let ahead = self.st.pending_len() + chunk_end.saturating_sub(self.end) + self.buf.len() as u64;
+                if !self.buf.is_empty() || ahead < MIN_PART {
+                    break;
+                }
+                self.start_part(ahead.min(PART)).await?;
+            }
+            let Some(part) = self.part.as_mut() else { break };
+            let n = usize::try_from(part.left).unwrap_or(usize::MAX).min(bytes.len());
+            let piece = bytes.split_to(n);
+            part.left -= n as u64;
+            part.kept.push(piece.clone());
+            self.end += n as u64;
+            part.put.send(piece).await?;
+            if part.left == 0 {
+                if let Some(done) = self.part.take() {
+                    let task = tokio::spawn(done.put.end());
+                    self.in_flight.push_back(InFlight { end: done.end, consumed: done.consumed, task });
+                }
+            }
+        }
+        if !bytes.is_empty() {
+            self.buf.extend_from_slice(&bytes);
+            self.end += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// A part that stopped short (the body ended before it): S3 keeps nothing of it, its
+    /// small objects are pending again and this chunk's bytes in it gather in `buf`.
+    async fn stop_part(&mut self) {
+        if let Some(part) = self.part.take() {
+            part.put.stop().await;
+            let mut pending = part.consumed;
+            pending.append(&mut self.st.pending);
+            self.st.pending = pending;
+            let kept: usize = part.kept.iter().map(Bytes::len).sum();
+            let mut buf = Vec::with_capacity(kept + self.buf.len());
+            for p in &part.kept {
+                buf.extend_from_slice(p);
+            }
+            buf.append(&mut self.buf);
+            self.buf = buf;
+        }
     }
 
     /// Waits for the oldest part in flight, if any, and records it in the state.
     async fn land_oldest(&mut self) -> Result<(), StoreError> {
         let Some(part) = self.in_flight.front_mut() else { return Ok(()) };
-        let id = (&mut part.task).await.map_err(|e| StoreError::Other(Box::new(e)))?.map_err(write_error)?;
+        let id = (&mut part.task).await.map_err(|e| StoreError::Other(Box::new(e)))??;
         let Some(part) = self.in_flight.pop_front() else { return Ok(()) };
-        self.st.parts.push(id.content_id);
+        self.st.parts.push(id);
         self.st.parted = part.end;
         self.st.garbage.extend(part.consumed);
         Ok(())
@@ -439,61 +629,32 @@ impl S3ChunkWriter {
         }
         Ok(())
     }
-}
 
-impl Drop for S3ChunkWriter {
-    /// A chunk that failed or was cancelled stops its part: the state it started from
-    /// stays true, and a retry sends that part again. A whole file's PUT stops short.
-    fn drop(&mut self) {
-        for part in &self.in_flight {
-            part.task.abort();
+    /// Sends `piece` into the whole file's PUT, starting the PUT at the first one.
+    async fn send_whole(&mut self, piece: Bytes) -> Result<(), StoreError> {
+        let Some(w) = self.whole.as_mut() else { return Ok(()) };
+        if w.put.is_none() {
+            let url = self.store.s3.signed_url(s3_http::Method::PUT, &self.dest, SIGNED_FOR).await;
+            w.put = Some(StreamedPut::start(&self.store, url.map_err(write_error)?, w.len));
         }
-        if let Some(task) = self.whole.as_ref().and_then(|w| w.task.as_ref()) {
-            task.abort();
+        match w.put.as_mut() {
+            Some(put) => put.send(piece).await,
+            None => Ok(()),
         }
     }
 }
 
-impl S3ChunkWriter {
-    /// Sends `piece` into the whole file's PUT, starting the PUT at the first one.
-    async fn send_whole(&mut self, piece: Bytes) -> Result<(), StoreError> {
-        let Some(w) = self.whole.as_mut() else { return Ok(()) };
-        if w.tx.is_none() {
-            let url = self.store.s3.signed_url(s3_http::Method::PUT, &self.dest, Duration::from_secs(900)).await;
-            let url = url.map_err(write_error)?;
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(WHOLE_QUEUE);
-            let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-            let request = self
-                .store
-                .http
-                .put(url)
-                .header(s3_http::header::CONTENT_LENGTH, w.len)
-                .body(s3_http::Body::wrap_stream(body));
-            self.store.requests.fetch_add(1, Ordering::Relaxed);
-            w.task = Some(tokio::spawn(async move {
-                let answer = request.send().await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                let status = answer.status();
-                if status.is_success() {
-                    return Ok(());
-                }
-                // Logged by the caller, never shown: S3's error document names the bucket.
-                let text = answer.text().await.unwrap_or_default();
-                Err(StoreError::Unavailable(format!("S3 answered the PUT with {status}: {text}").into()))
-            }));
-            w.tx = Some(tx);
+/// How long a signed URL for a streamed PUT stays valid (it is used at once).
+const SIGNED_FOR: Duration = Duration::from_secs(900);
+
+impl Drop for S3ChunkWriter {
+    /// A chunk that failed or was cancelled stops its part: the state it started from
+    /// stays true, and a retry sends that part again. A streamed PUT stops short (its
+    /// own drop).
+    fn drop(&mut self) {
+        for part in &self.in_flight {
+            part.task.abort();
         }
-        let Some(tx) = w.tx.as_ref() else { return Ok(()) };
-        if tx.send(Ok(piece)).await.is_err() {
-            // The PUT ended before its body did: its answer says why.
-            return match w.task.take() {
-                Some(task) => match task.await {
-                    Ok(Err(e)) => Err(e),
-                    _ => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
-                },
-                None => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
-            };
-        }
-        Ok(())
     }
 }
 
@@ -508,6 +669,9 @@ impl ChunkWriter for S3ChunkWriter {
                 self.send_whole(earlier).await?;
             }
             return Ok(());
+        }
+        if let (Some(chunk_end), Some(_)) = (self.chunk_end, &self.st.multipart) {
+            return self.stream_parts(bytes, chunk_end).await;
         }
         if self.buf.capacity() == 0 && self.st.multipart.is_some() {
             // One allocation per part, not a doubling series: the allocator reuses it.
@@ -536,15 +700,18 @@ impl ChunkWriter for S3ChunkWriter {
             // the upload's row records this state, gc sees a blob no row names, an orphan
             // it removes (the upload's own key, never another's).
             self.send_whole(last.unwrap_or_default()).await?;
-            let Some(mut w) = self.whole.take() else { return Ok(None) };
-            drop(w.tx.take());
-            let Some(task) = w.task.take() else { return Ok(None) };
-            task.await.map_err(|e| StoreError::Other(Box::new(e)))??;
+            let Some(w) = self.whole.take() else { return Ok(None) };
+            if let Some(put) = w.put {
+                put.end().await?;
+            }
             self.store.remember_head(self.upload, Bytes::from(w.head));
             self.st.parted = self.end;
             self.st.whole = true;
             return self.st.to_json().map(Some);
         }
+        // The body ended before the part it was streaming into (a tus PATCH that broke
+        // off): what arrived is kept below, as bytes not in a part.
+        self.stop_part().await;
         self.land().await?;
         if !self.buf.is_empty() {
             if self.st.multipart.is_some() && self.st.pending.is_empty() && self.buf.len() as u64 >= MIN_PART {
@@ -574,15 +741,12 @@ impl ChunkWriter for S3ChunkWriter {
             part.task.abort();
             let _ = part.task.await;
         }
+        if let Some(part) = self.part.take() {
+            part.put.stop().await;
+        }
         // A whole file's PUT ends short (its last piece was held back): S3 keeps nothing.
-        if let Some(mut w) = self.whole.take() {
-            if let Some(tx) = w.tx.take() {
-                let _ = tx.try_send(Err(std::io::Error::other("the upload's chunk was abandoned")));
-            }
-            if let Some(task) = w.task.take() {
-                task.abort();
-                let _ = task.await;
-            }
+        if let Some(put) = self.whole.take().and_then(|w| w.put) {
+            put.stop().await;
         }
     }
 }
@@ -617,7 +781,7 @@ impl BlobStore for S3BlobStore {
         upload: UploadId,
         offset: u64,
         staging: Option<String>,
-        whole: Option<u64>,
+        size: WriteSize,
     ) -> Result<Box<dyn ChunkWriter>, StoreError> {
         let st = Staging::parse(staging.as_deref())?;
         if st.parted + st.pending_len() != offset {
@@ -628,7 +792,9 @@ impl BlobStore for S3BlobStore {
         }
         // A whole file of at most a part (no multipart was opened for it) goes in one PUT;
         // a larger one streams into its multipart upload as any chunk does.
-        let whole = whole.filter(|len| *len <= PART && offset == 0 && st.multipart.is_none() && st.pending.is_empty());
+        let whole = size
+            .len
+            .filter(|len| size.whole && *len <= PART && offset == 0 && st.multipart.is_none() && st.pending.is_empty());
         let old_garbage = st.garbage.clone();
         Ok(Box::new(S3ChunkWriter {
             store: self.clone(),
@@ -639,10 +805,11 @@ impl BlobStore for S3BlobStore {
             end: offset,
             buf: Vec::new(),
             in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
+            chunk_end: size.len.map(|len| offset + len),
+            part: None,
             whole: whole.map(|len| WholePut {
                 len,
-                tx: None,
-                task: None,
+                put: None,
                 held: None,
                 head: Vec::with_capacity(usize::try_from(len).map_or(HEAD_CACHED, |n| n.min(HEAD_CACHED))),
             }),

@@ -7,7 +7,7 @@
 
 use futures_util::StreamExt;
 use mediabox_domain::media::blob_key;
-use mediabox_domain::ports::{BlobStore, ByteStream};
+use mediabox_domain::ports::{BlobStore, ByteStream, WriteSize};
 use mediabox_domain::{StoreError, UploadId};
 use mediabox_storage::testing::S3Server;
 use mediabox_storage::FsBlobStore;
@@ -51,6 +51,7 @@ contract!(
     renditions_are_put_whole_beside_their_blob_listed_and_deleted_with_it,
     a_blob_is_given_as_a_local_file_for_programs_that_read_files,
     a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing,
+    a_chunk_that_ends_before_its_announced_length_keeps_what_arrived,
 );
 
 /// What the upload row would hold: the offset and the staging state.
@@ -84,8 +85,7 @@ async fn send_as(
     if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len, whole).await? {
         row.state = Some(opened);
     }
-    let mut w =
-        store.staging_writer(row.id, row.offset, row.state.clone(), whole.then_some(bytes.len() as u64)).await?;
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), WriteSize { len, whole }).await?;
     for p in bytes.chunks(piece) {
         w.write(bytes::Bytes::copy_from_slice(p)).await?;
     }
@@ -182,7 +182,7 @@ async fn a_failed_chunk_leaves_the_recorded_staging_intact(
     if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), Some(9 * MIB as u64), false).await? {
         row.state = Some(opened);
     }
-    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), None).await?;
+    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), WriteSize::default()).await?;
     w.write(bytes::Bytes::from(vec![b'X'; 8 * MIB + 7])).await?;
     w.abandon().await;
     drop(w);
@@ -481,7 +481,8 @@ async fn a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing
     for written in [8 * MIB, 3 * MIB] {
         let bytes = vec![3u8; 8 * MIB];
         let id = UploadId::random();
-        let mut w = store.staging_writer(id, 0, None, Some(bytes.len() as u64)).await?;
+        let size = WriteSize { len: Some(bytes.len() as u64), whole: true };
+        let mut w = store.staging_writer(id, 0, None, size).await?;
         for p in bytes[..written].chunks(64 * KIB) {
             w.write(bytes::Bytes::copy_from_slice(p)).await?;
         }
@@ -522,5 +523,42 @@ async fn on_s3_a_file_in_one_request_costs_one_request() -> TestResult {
         commit(&elsewhere, &row).await?;
         assert_eq!(elsewhere.requests_sent() - before, 1, "one ranged GET");
     }
+    Ok(())
+}
+
+/// A chunk announced at one length whose body ends early (a tus PATCH that broke off):
+/// `finish` keeps every byte that arrived, whatever part was streaming then (S3 streams
+/// parts of known length as the bytes come), and the upload goes on from there.
+async fn a_chunk_that_ends_before_its_announced_length_keeps_what_arrived(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    let bytes: Vec<u8> = (0..30 * MIB).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    // Small objects first (3 MiB under the part minimum), then chunks announced at 20 MiB
+    // that end after 3 + 9.5 MiB (inside the second part), then after 1 MiB (inside the
+    // first part, which carries the small objects), then the rest whole.
+    let mut row = Row::new();
+    send(store, &mut row, &bytes[..3 * MIB], true, 256 * KIB).await?;
+    for arrived in [9 * MIB + MIB / 2, MIB] {
+        let at = usize::try_from(row.offset)?;
+        let announced = Some(20 * MIB as u64);
+        if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), announced, false).await? {
+            row.state = Some(opened);
+        }
+        let size = WriteSize { len: announced, whole: false };
+        let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), size).await?;
+        for p in bytes[at..at + arrived].chunks(256 * KIB) {
+            w.write(bytes::Bytes::copy_from_slice(p)).await?;
+        }
+        row.state = w.finish().await?;
+        row.offset += arrived as u64;
+    }
+    let at = usize::try_from(row.offset)?;
+    send(store, &mut row, &bytes[at..], true, 256 * KIB).await?;
+    let key = commit(store, &row).await?;
+    let got = collect(store.read(&key, None).await?).await?;
+    assert_eq!(got.len(), bytes.len());
+    assert!(got == bytes, "the bytes differ");
+    assert!(store.list_staging().await?.is_empty(), "no staging left");
     Ok(())
 }

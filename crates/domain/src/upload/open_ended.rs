@@ -353,9 +353,10 @@ impl UploadService {
             let cap = self.limits.max_chunk_bytes.min(to_end);
             let told_left = body.len.map(|n| n.saturating_sub(upload.offset - started));
             let hint = told_left.map_or(cap, |n| n.min(cap));
-            // A body that is the rest of the file and fits one segment (the one PATCH
-            // tus-js-client and tuspy send after creation) may be the whole file.
-            let announced = told_left.filter(|n| *n == to_end && *n <= cap);
+            // What this segment brings when the body arrives whole: the rest of the file
+            // in one segment (the one PATCH tus-js-client and tuspy send after creation)
+            // is the whole file.
+            let announced = told_left.map(|n| n.min(cap));
             let span = Span { limit: cap, hint: Some(hint), verify: checksum.as_ref(), announced };
             let before = recording.take();
             let (got, staging_state) =
@@ -611,7 +612,7 @@ mod tests {
     use super::*;
     use crate::hashing::DigestAlgorithm;
     use crate::ids::{OrgId, UserId};
-    use crate::ports::{MockBlobStore, MockChunkWriter, MockMediaRepository, MockUploadRepository};
+    use crate::ports::{MockBlobStore, MockChunkWriter, MockMediaRepository, MockUploadRepository, WriteSize};
     use crate::upload::tests::recorded;
     use crate::upload::UploadLimits;
 
@@ -730,13 +731,14 @@ mod tests {
     /// of unknown length, or of a file longer than a segment is not.
     #[tokio::test]
     async fn a_patch_that_carries_the_whole_file_is_written_whole() -> TestResult {
-        /// The upload's total, the body, its announced length, what the store is told.
-        type Case = (Option<u64>, &'static [u8], Option<u64>, Option<u64>);
+        /// The upload's total, the body, its announced length, what the store is told
+        /// (of the first segment: the limit is 4 bytes).
+        type Case = (Option<u64>, &'static [u8], Option<u64>, WriteSize);
         let cases: [Case; 4] = [
-            (Some(3), b"abc", Some(3), Some(3)),
-            (Some(4), b"abc", Some(3), None),
-            (Some(3), b"abc", None, None),
-            (Some(10), b"0123456789", Some(10), None),
+            (Some(3), b"abc", Some(3), WriteSize { len: Some(3), whole: true }),
+            (Some(4), b"abc", Some(3), WriteSize { len: Some(3), whole: false }),
+            (Some(3), b"abc", None, WriteSize { len: None, whole: false }),
+            (Some(10), b"0123456789", Some(10), WriteSize { len: Some(4), whole: false }),
         ];
         for (total, bytes, len, whole) in cases {
             let up = upload(total)?;
@@ -745,14 +747,11 @@ mod tests {
             repo.expect_release_lease().returning(|_, _| Ok(()));
             repo.expect_complete().returning(|_, m| Ok(recorded(m)));
             let mut blobs = MockBlobStore::new();
-            blobs
-                .expect_prepare_staging()
-                .withf(move |_, _, _, w| *w == whole.is_some())
-                .returning(|_, _, _, _| Ok(None));
+            blobs.expect_prepare_staging().withf(move |_, _, _, w| *w == whole.whole).returning(|_, _, _, _| Ok(None));
+            let told = Arc::new(Mutex::new(Vec::new()));
+            let t = told.clone();
             blobs.expect_staging_writer().times(1..).returning(move |_, _, _, w| {
-                if w != whole {
-                    return Err(StoreError::Other(format!("told {w:?}, not {whole:?}").into()));
-                }
+                t.lock().map_err(|_| StoreError::Other("poisoned".into()))?.push(w);
                 let mut writer = MockChunkWriter::new();
                 writer.expect_write().returning(|_| Ok(()));
                 writer.expect_finish().returning(|| Ok(None));
@@ -763,6 +762,7 @@ mod tests {
             let svc = service(repo, blobs, MockMediaRepository::new());
             let body = Body { len, ..body(&[bytes], false) };
             svc.append_stream(&writer_actor("u-1")?, up.id, 0, None, body).await?;
+            assert_eq!(told.lock().map_err(|_| "poisoned")?.first(), Some(&whole), "{total:?} {len:?}");
         }
         Ok(())
     }
