@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# S3 upload benchmark: mediabox (release, SQLite, MEDIABOX_STORAGE=s3) in front of s3s-fs
+# S3 upload benchmark: mediabox (release, SQLite and PostgreSQL, MEDIABOX_STORAGE=s3) in front of s3s-fs
 # on loopback, beside the ceiling: the same bytes put straight into the same s3s-fs as
 # one object_store multipart upload (`upload-bench s3-put`), with no mediabox in between.
 # Runs alternate (ceiling, mediabox, mediabox, ceiling, ...); each figure is the median of
@@ -44,10 +44,22 @@ start_server() {
 stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; rm -rf "$DIR/s3/bench"/*; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "s3s-fs 0.14.1 on loopback over $DIR/s3; mediabox release on SQLite (and PostgreSQL for the one-request rows); $RUNS runs each, alternating"
+echo "s3s-fs 0.14.1 on loopback over $DIR/s3; mediabox release on SQLite and on PostgreSQL (a fresh database per server); $RUNS runs each, alternating"
 echo
 
-large() { # bytes
+# A fresh PostgreSQL database per server when DB_URL is set.
+reset_db() {
+  [ -n "$DB_URL" ] || return 0
+  PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" >/dev/null
+}
+PGDB=mediabox_bench_s3_$$
+PG_URL=""
+if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+  PG_URL=postgres://postgres@127.0.0.1:5432/$PGDB
+fi
+
+large() { # bytes, row name
   local ceiling=() ceiling4=() ours=() rss=() r i
   ceilings() {
     r=$($BENCH s3-put "$ENDPOINT" bench "$1" 16777216 1); ceiling+=("$(field "$r" MB/s)")
@@ -56,6 +68,7 @@ large() { # bytes
   for i in $(seq 1 "$RUNS"); do
     # Alternating: ceilings first on odd runs, last on even ones.
     if [ $((i % 2)) = 1 ]; then ceilings "$1"; fi
+    reset_db
     start_server
     r=$($BENCH large "$URL" "$TOKEN" "$1" 16777216); ours+=("$(field "$r" MB/s)")
     rss+=("$(rss_mib)")
@@ -67,13 +80,21 @@ large() { # bytes
   m=$(median "${ours[@]}")
   c=$(median "${ceiling[@]}")
   c4=$(median "${ceiling4[@]}")
-  echo "| $mb MiB in 16 MiB chunks | $(stats "${ours[@]}") MB/s | $(stats "${ceiling[@]}") MB/s | $(stats "${ceiling4[@]}") MB/s | $(awk "BEGIN {printf \"%.2fx / %.2fx\", $m/$c, $m/$c4}") | $(stats "${rss[@]}") MiB |"
+  echo "| $mb MiB in 16 MiB chunks, $2 | $(stats "${ours[@]}") MB/s | $(stats "${ceiling[@]}") MB/s | $(stats "${ceiling4[@]}") MB/s | $(awk "BEGIN {printf \"%.2fx / %.2fx\", $m/$c, $m/$c4}") | $(stats "${rss[@]}") MiB |"
 }
 
 echo "| upload | mediabox | ceiling: object_store multipart, 1 part in flight | ceiling, 4 in flight | mediabox / ceilings | server peak RSS |"
 echo "|---|---|---|---|---|---|"
-large 104857600
-large 1073741824
+large 104857600 SQLite
+large 1073741824 SQLite
+if [ -n "$PG_URL" ]; then
+  DB_URL=$PG_URL
+  large 104857600 PostgreSQL
+  large 1073741824 PostgreSQL
+  DB_URL=""
+else
+  echo "| PostgreSQL rows | skipped: no PostgreSQL at 127.0.0.1:5432 (trust auth) | | | | |"
+fi
 
 # Files sent in one request each, 32 clients at once, beside the ceiling of one PUT per
 # file straight into the same s3s-fs: object_store's `put` with a signed payload (its
@@ -114,12 +135,6 @@ files() {
   best=$(awk "BEGIN {print ($u > $c) ? $u : $c}")
   echo "| $3 | $(stats "${ours[@]}") files/s | $(stats "${ceil[@]}") / $(stats "${unsigned[@]}") files/s | $(awk "BEGIN {printf \"%.2fx\", $m/$best}") | $(stats "${rss[@]}") MiB | $(median "${cpu[@]}") ms | $(median "${s3req[@]}") | $(median "${stmts[@]}") |"
 }
-# A fresh PostgreSQL database per server when DB_URL is set.
-reset_db() {
-  [ -n "$DB_URL" ] || return 0
-  PGOPTIONS="-c client_min_messages=warning" psql -q -h 127.0.0.1 -U postgres -d postgres \
-    -c "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" -c "CREATE DATABASE $PGDB" >/dev/null
-}
 echo
 echo "| upload, 32 clients | mediabox | ceiling: one PUT per file, 32 at once, signed / unsigned payload | mediabox / faster ceiling | server peak RSS | server CPU per file | S3 requests per file | DB statements per file |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -127,9 +142,8 @@ files 2000 65536 "2000 files of 64 KiB, chunk API, SQLite" small
 files 2000 65536 "2000 files of 64 KiB, tus creation-with-upload, SQLite" cwu
 files 128 4194304 "128 photos of 4 MiB, chunk API, SQLite" small
 files 128 4194304 "128 photos of 4 MiB, tus create + one PATCH, SQLite" tus
-PGDB=mediabox_bench_s3_$$
-if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
-  DB_URL=postgres://postgres@127.0.0.1:5432/$PGDB
+if [ -n "$PG_URL" ]; then
+  DB_URL=$PG_URL
   files 2000 65536 "2000 files of 64 KiB, chunk API, PostgreSQL" small
   files 2000 65536 "2000 files of 64 KiB, tus creation-with-upload, PostgreSQL" cwu
   files 128 4194304 "128 photos of 4 MiB, chunk API, PostgreSQL" small
