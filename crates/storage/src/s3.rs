@@ -9,6 +9,10 @@
 //! except the last, and clients send chunks of any size: chunks that leave fewer bytes
 //! than a part are kept as one small object each (`staging/<upload>/<start>-<end>`) until
 //! enough arrive, then read back once and sent as one part (as tusd's s3store does).
+//! When a chunk's length is announced, its parts stream to S3 as the bytes arrive (a
+//! signed `UploadPart` whose body is the request's pieces), and a file that comes whole
+//! in one request of at most a part streams into one PUT where its blob goes (`Staging`'s
+//! `whole`): memory stays a few pieces, not a part or a file.
 //!
 //! What an upload's staging is (multipart id, part ids, small objects) lives in the
 //! upload's row as [`Staging`] JSON: any instance can take the next chunk, and gc knows
