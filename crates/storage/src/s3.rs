@@ -569,20 +569,23 @@ impl S3ChunkWriter {
     async fn stream_parts(&mut self, mut bytes: Bytes, chunk_end: u64) -> Result<(), StoreError> {
         while !bytes.is_empty() {
             if self.part.is_none() {
-                // Bytes from the recorded parts' end to this chunk's end.
-                let ahead = self.st.pending_len() + chunk_end.saturating_sub(self.end) + self.buf.len() as u64;
-                if !self.buf.is_empty() || ahead < MIN_PART {
+                // The small objects (all of them go into the next part, whatever their
+                // size), then this chunk's bytes still to come, up to a part.
+                let (carried, coming) = (self.st.pending_len(), chunk_end.saturating_sub(self.end));
+                if !self.buf.is_empty() || carried + coming < MIN_PART {
                     break;
                 }
-                self.start_part(ahead.min(PART)).await?;
+                self.start_part(carried + coming.min(PART.saturating_sub(carried))).await?;
             }
             let Some(part) = self.part.as_mut() else { break };
-            let n = usize::try_from(part.left).unwrap_or(usize::MAX).min(bytes.len());
-            let piece = bytes.split_to(n);
-            part.left -= n as u64;
-            part.kept.push(piece.clone());
-            self.end += n as u64;
-            part.put.send(piece).await?;
+            if part.left > 0 {
+                let n = usize::try_from(part.left).unwrap_or(usize::MAX).min(bytes.len());
+                let piece = bytes.split_to(n);
+                part.left -= n as u64;
+                part.kept.push(piece.clone());
+                self.end += n as u64;
+                part.put.send(piece).await?;
+            }
             if part.left == 0 {
                 if let Some(done) = self.part.take() {
                     let task = tokio::spawn(done.put.end());

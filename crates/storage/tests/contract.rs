@@ -52,6 +52,7 @@ contract!(
     a_blob_is_given_as_a_local_file_for_programs_that_read_files,
     a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing,
     a_chunk_that_ends_before_its_announced_length_keeps_what_arrived,
+    bytes_kept_aside_beyond_a_part_go_whole_into_the_next,
 );
 
 /// What the upload row would hold: the offset and the staging state.
@@ -560,5 +561,23 @@ async fn a_chunk_that_ends_before_its_announced_length_keeps_what_arrived(
     assert_eq!(got.len(), bytes.len());
     assert!(got == bytes, "the bytes differ");
     assert!(store.list_staging().await?.is_empty(), "no staging left");
+    Ok(())
+}
+
+/// A chunk of unknown length is kept aside whole (S3: one small object, however large),
+/// and the next chunk, of known length, carries all of it into its first part before its
+/// own bytes.
+async fn bytes_kept_aside_beyond_a_part_go_whole_into_the_next(
+    store: &dyn BlobStore,
+    _s3: Option<&S3Server>,
+) -> TestResult {
+    let bytes: Vec<u8> = (0..24 * MIB).map(|i| (i % 241) as u8 ^ (i >> 19) as u8).collect();
+    let mut row = Row::new();
+    send(store, &mut row, &bytes[..12 * MIB], false, 256 * KIB).await?;
+    send(store, &mut row, &bytes[12 * MIB..15 * MIB], true, 256 * KIB).await?;
+    send(store, &mut row, &bytes[15 * MIB..], true, 256 * KIB).await?;
+    let key = commit(store, &row).await?;
+    let got = collect(store.read(&key, None).await?).await?;
+    assert!(got == bytes, "the bytes differ");
     Ok(())
 }
