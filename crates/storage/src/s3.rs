@@ -395,7 +395,9 @@ impl StreamedPut {
             store.http.put(url).header(s3_http::header::CONTENT_LENGTH, len).body(s3_http::Body::wrap_stream(body));
         store.requests.fetch_add(1, Ordering::Relaxed);
         let task = tokio::spawn(async move {
-            let answer = request.send().await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            // Without its URL: a signed URL in a log would be a key to the object for
+            // its lifetime.
+            let answer = request.send().await.map_err(|e| StoreError::Unavailable(Box::new(e.without_url())))?;
             let status = answer.status();
             if status.is_success() {
                 let etag = answer.headers().get(s3_http::header::ETAG).and_then(|v| v.to_str().ok());
@@ -588,7 +590,14 @@ impl S3ChunkWriter {
             }
             if part.left == 0 {
                 if let Some(done) = self.part.take() {
-                    let task = tokio::spawn(done.put.end());
+                    let task = tokio::spawn(async move {
+                        // CompleteMultipartUpload names each part by its ETag.
+                        let etag = done.put.end().await?;
+                        if etag.is_empty() {
+                            return Err(StoreError::Unavailable("S3 answered a part without its ETag".into()));
+                        }
+                        Ok(etag)
+                    });
                     self.in_flight.push_back(InFlight { end: done.end, consumed: done.consumed, task });
                 }
             }
