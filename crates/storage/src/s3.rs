@@ -586,7 +586,15 @@ impl S3ChunkWriter {
                 part.left -= n as u64;
                 part.kept.push(piece.clone());
                 self.end += n as u64;
-                part.put.send(piece).await?;
+                if let Err(e) = part.put.send(piece).await {
+                    // The PUT failed before its part was whole (S3 gave up on a client
+                    // that paused longer than its idle timeout, a dropped connection):
+                    // this chunk goes on gathering its parts, from the pieces kept.
+                    tracing::info!(upload = %self.upload, error = %e, "a streamed part failed; gathering this chunk instead");
+                    self.stop_part().await;
+                    self.chunk_end = None;
+                    return self.gather(bytes).await;
+                }
             }
             if part.left == 0 {
                 if let Some(done) = self.part.take() {
@@ -605,6 +613,21 @@ impl S3ChunkWriter {
         if !bytes.is_empty() {
             self.buf.extend_from_slice(&bytes);
             self.end += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Gathers `bytes` in `buf`, sending a part once there is one (a chunk of unknown
+    /// length).
+    async fn gather(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        if self.buf.capacity() == 0 && self.st.multipart.is_some() {
+            // One allocation per part, not a doubling series: the allocator reuses it.
+            self.buf.reserve_exact(usize::try_from(PART).unwrap_or(0));
+        }
+        self.buf.extend_from_slice(&bytes);
+        self.end += bytes.len() as u64;
+        if self.st.multipart.is_some() && self.st.pending_len() + self.buf.len() as u64 >= PART {
+            self.send_part().await?;
         }
         Ok(())
     }
@@ -689,16 +712,7 @@ impl ChunkWriter for S3ChunkWriter {
         if let (Some(chunk_end), Some(_)) = (self.chunk_end, &self.st.multipart) {
             return self.stream_parts(bytes, chunk_end).await;
         }
-        if self.buf.capacity() == 0 && self.st.multipart.is_some() {
-            // One allocation per part, not a doubling series: the allocator reuses it.
-            self.buf.reserve_exact(usize::try_from(PART).unwrap_or(0));
-        }
-        self.buf.extend_from_slice(&bytes);
-        self.end += bytes.len() as u64;
-        if self.st.multipart.is_some() && self.st.pending_len() + self.buf.len() as u64 >= PART {
-            self.send_part().await?;
-        }
-        Ok(())
+        self.gather(bytes).await
     }
 
     async fn finish(&mut self) -> Result<Option<String>, StoreError> {

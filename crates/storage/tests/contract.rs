@@ -53,6 +53,7 @@ contract!(
     a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing,
     a_chunk_that_ends_before_its_announced_length_keeps_what_arrived,
     bytes_kept_aside_beyond_a_part_go_whole_into_the_next,
+    a_part_whose_stream_fails_midway_is_gathered_and_sent_again,
 );
 
 /// What the upload row would hold: the offset and the staging state.
@@ -576,6 +577,38 @@ async fn bytes_kept_aside_beyond_a_part_go_whole_into_the_next(
     send(store, &mut row, &bytes[..12 * MIB], false, 256 * KIB).await?;
     send(store, &mut row, &bytes[12 * MIB..15 * MIB], true, 256 * KIB).await?;
     send(store, &mut row, &bytes[15 * MIB..], true, 256 * KIB).await?;
+    let key = commit(store, &row).await?;
+    let got = collect(store.read(&key, None).await?).await?;
+    assert!(got == bytes, "the bytes differ");
+    Ok(())
+}
+
+/// The S3 service drops a part's streamed PUT midway (a restart here; a client that paused
+/// past its idle timeout in the wild): the chunk goes on, its parts gathered from the
+/// pieces kept and sent as object_store sends them (retrying), and the file is whole.
+async fn a_part_whose_stream_fails_midway_is_gathered_and_sent_again(
+    store: &dyn BlobStore,
+    s3: Option<&S3Server>,
+) -> TestResult {
+    let bytes: Vec<u8> = (0..20 * MIB).map(|i| (i % 239) as u8 ^ (i >> 18) as u8).collect();
+    let mut row = Row::new();
+    let announced = Some(bytes.len() as u64);
+    if let Some(opened) = store.prepare_staging(row.id, None, announced, false).await? {
+        row.state = Some(opened);
+    }
+    let size = WriteSize { len: announced, whole: false };
+    let mut w = store.staging_writer(row.id, 0, row.state.clone(), size).await?;
+    for (i, p) in bytes.chunks(256 * KIB).enumerate() {
+        if i == 12 {
+            // 3 MiB into the first part.
+            if let Some(server) = s3 {
+                server.restart()?;
+            }
+        }
+        w.write(bytes::Bytes::copy_from_slice(p)).await?;
+    }
+    row.state = w.finish().await?;
+    row.offset = bytes.len() as u64;
     let key = commit(store, &row).await?;
     let got = collect(store.read(&key, None).await?).await?;
     assert!(got == bytes, "the bytes differ");
