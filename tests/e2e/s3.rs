@@ -25,6 +25,7 @@ on_both_databases!(using start_on_s3, |_| {};
     photos_in_one_request_are_one_object_each_and_identical_ones_share_it_even_racing,
     a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_removes,
     a_tus_upload_sent_in_one_patch_is_one_put_and_a_broken_one_keeps_nothing,
+    a_crash_between_a_patchs_put_and_its_record_is_collected_with_the_expired_upload,
 );
 
 const KIB: usize = 1024;
@@ -388,5 +389,34 @@ async fn a_tus_upload_sent_in_one_patch_is_one_put_and_a_broken_one_keeps_nothin
     let m = media_at(&u, &r).await?;
     assert_eq!(download(&u, &m["id"]).await?, other);
     assert_eq!(s.stored_files().len(), 2, "no piece of the broken PATCH: {:?}", s.stored_files());
+    Ok(())
+}
+
+/// A process that dies after a whole-file PATCH's PUT and before recording it leaves an
+/// object under the key of an upload whose row exists: the row keeps it (the upload may
+/// still be completing) until the upload expires; the gc that collects the upload then
+/// removes the object too.
+async fn a_crash_between_a_patchs_put_and_its_record_is_collected_with_the_expired_upload(s: TestServer) -> TestResult {
+    use mediabox_domain::ports::WriteSize;
+    use mediabox_domain::UploadId;
+    let u = s.as_user("u-1", "acme", ALL);
+    let kept = u.upload(b"kept", 4, "k").await?;
+    let photo = file(64 * KIB, 15);
+    let path = crate::tus::create(&u, photo.len(), "").await?;
+    let id = UploadId::from_uuid(uuid::Uuid::parse_str(path.trim_end_matches('/').rsplit('/').next().ok_or("id")?)?);
+    // What the PATCH does before its record, and then nothing.
+    let size = WriteSize { len: Some(photo.len() as u64), whole: true };
+    let mut w = s.running.wired.store.staging_writer(id, 0, None, size).await?;
+    w.write(bytes::Bytes::from(photo)).await?;
+    w.finish().await?;
+    assert_eq!(s.stored_files().len(), 2);
+    let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;
+    assert_eq!(done.blobs.count, 0, "the upload's row keeps its object");
+    assert_eq!(s.stored_files().len(), 2);
+    s.exec_sql("UPDATE uploads SET expires_at = '2000-01-01 00:00:00' WHERE media_id IS NULL")?;
+    let done = mediabox::gc_once(&s.running.wired, chrono::Duration::zero()).await?;
+    assert_eq!((done.uploads.count, done.blobs.count), (1, 1), "the upload, then its object");
+    assert_eq!(s.stored_files().len(), 1, "{:?}", s.stored_files());
+    assert_eq!(download(&u, &kept["id"]).await?, b"kept");
     Ok(())
 }
