@@ -236,9 +236,8 @@ impl S3BlobStore {
         let s3 = b.build().map_err(|e| StoreError::Other(Box::new(e)))?;
         let http = s3_http::Client::builder()
             .connect_timeout(Duration::from_secs(3))
-            // A PUT streams as long as its client sends; a stalled S3 service is noticed
-            // by reads that wait longer than this.
-            .read_timeout(Duration::from_secs(60))
+            // No read timeout: a streamed PUT lasts as long as its client sends, however
+            // slowly. A stalled S3 service is noticed by the stream instead (`STALLED`).
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| StoreError::Other(Box::new(e)))?;
@@ -412,16 +411,32 @@ impl StreamedPut {
 
     /// S3's answer, once (later: an error).
     async fn answer(&mut self) -> Result<String, StoreError> {
-        match self.task.take() {
-            Some(task) => task.await.map_err(|e| StoreError::Other(Box::new(e)))?,
-            None => Err(StoreError::Unavailable("the S3 PUT ended before its body".into())),
+        let Some(mut task) = self.task.take() else {
+            return Err(StoreError::Unavailable("the S3 PUT ended before its body".into()));
+        };
+        match tokio::time::timeout(STALLED, &mut task).await {
+            Ok(done) => done.map_err(|e| StoreError::Other(Box::new(e)))?,
+            Err(_) => {
+                task.abort();
+                Err(StoreError::Unavailable("the S3 service did not answer a PUT within 60 s".into()))
+            }
         }
     }
 
     /// Sends the next piece of the body.
     async fn send(&mut self, piece: Bytes) -> Result<(), StoreError> {
         let sent = match &self.tx {
-            Some(tx) => tx.send(Ok(piece)).await.is_ok(),
+            Some(tx) => match tokio::time::timeout(STALLED, tx.send(Ok(piece))).await {
+                Ok(sent) => sent.is_ok(),
+                Err(_) => {
+                    // S3 took nothing for that long: it is stalled, not the client.
+                    self.tx = None;
+                    if let Some(task) = self.task.take() {
+                        task.abort();
+                    }
+                    return Err(StoreError::Unavailable("the S3 service took no bytes of a PUT for 60 s".into()));
+                }
+            },
             None => false,
         };
         if sent {
@@ -682,6 +697,10 @@ impl S3ChunkWriter {
         }
     }
 }
+
+/// A streamed PUT whose S3 service takes no bytes, or does not answer once the body is
+/// sent, for this long has failed (its client may send as slowly as it likes).
+const STALLED: Duration = Duration::from_secs(60);
 
 /// How long a signed URL for a streamed PUT stays valid (it is used at once).
 const SIGNED_FOR: Duration = Duration::from_secs(900);
