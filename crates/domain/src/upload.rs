@@ -75,11 +75,11 @@ pub struct ChunkAdvance {
     pub staging_state: Option<String>,
 }
 
-/// `Some(n)` when `n` bytes written into `staging` at the upload's offset are all of the
-/// file (see [`Upload::whole_in`]): what the store is told, so that it may write them in
-/// one request.
-fn whole_write(upload: &Upload, staging: Option<&String>, n: Option<u64>) -> Option<u64> {
-    n.filter(|n| staging.is_none() && upload.whole_in(upload.offset, Some(*n)))
+/// Whether `n` bytes written into `staging` at the upload's offset are all of the file
+/// (see [`Upload::whole_in`]): what the store is told, so that it may write them in one
+/// request.
+fn whole_write(upload: &Upload, staging: Option<&String>, n: Option<u64>) -> bool {
+    staging.is_none() && upload.whole_in(upload.offset, n)
 }
 
 impl Upload {
@@ -626,7 +626,7 @@ impl UploadService {
         // The whole file in this one write (its length known and checked before finish):
         // a store may put it where its blob goes, in one request (S3).
         let len = expected.or(span.announced);
-        let size = WriteSize { len, whole: whole_write(upload, staging.as_ref(), len).is_some() };
+        let size = WriteSize { len, whole: whole_write(upload, staging.as_ref(), len) };
         let mut writer = self.blobs.staging_writer(upload.id, upload.offset, staging, size).await?;
         let streamed = async {
             let mut got: u64 = 0;

@@ -414,7 +414,7 @@ impl UploadService {
         before: Option<Recording<'_>>,
     ) -> Result<(u64, Option<String>), ChunkError> {
         let mut before = before;
-        let whole = whole_write(upload, upload.staging_state.as_ref(), span.announced).is_some();
+        let whole = whole_write(upload, upload.staging_state.as_ref(), span.announced);
         let staging =
             match self.blobs.prepare_staging(upload.id, upload.staging_state.clone(), span.hint, whole).await? {
                 None => upload.staging_state.clone(),
