@@ -469,13 +469,15 @@ async fn partial_uploads_join_into_a_final_upload_sent_before_they_finish(s: Tes
     Ok(())
 }
 
-async fn a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_there(s: TestServer) -> TestResult {
-    let u = s.as_user("u-1", "acme", ALL);
-    let limit = usize::try_from(s.config.max_chunk_bytes)?;
-    let bytes = file(3 * limit + 12_345, 9);
-    let path = create(&u, bytes.len(), "").await?;
-    // Raw HTTP: the whole length announced, two and a half limits sent, then the connection drops.
-    let sent = 2 * limit + limit / 2;
+/// A PATCH from offset 0 over raw HTTP announcing all of `bytes`, whose connection drops
+/// after `sent` of them.
+pub(crate) async fn patch_cut_off(
+    s: &TestServer,
+    u: &Caller<'_>,
+    path: &str,
+    bytes: &[u8],
+    sent: usize,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut tcp = tokio::net::TcpStream::connect(&addr).await?;
     let head = format!(
@@ -487,7 +489,17 @@ async fn a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_ther
     tcp.write_all(head.as_bytes()).await?;
     tcp.write_all(&bytes[..sent]).await?;
     tcp.flush().await?;
-    drop(tcp);
+    Ok(())
+}
+
+async fn a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_there(s: TestServer) -> TestResult {
+    let u = s.as_user("u-1", "acme", ALL);
+    let limit = usize::try_from(s.config.max_chunk_bytes)?;
+    let bytes = file(3 * limit + 12_345, 9);
+    let path = create(&u, bytes.len(), "").await?;
+    // Raw HTTP: the whole length announced, two and a half limits sent, then the connection drops.
+    let sent = 2 * limit + limit / 2;
+    patch_cut_off(&s, &u, &path, &bytes, sent).await?;
     // Like a tus client: HEAD, then PATCH the rest from there, again while the server
     // still finishes the broken request (423) or moved on meanwhile (409).
     let mut attempts = 0;

@@ -81,3 +81,27 @@ mod tests {
         assert_eq!(replace_db("postgres://u@h:1", "x"), "postgres://u@h:1/x");
     }
 }
+
+/// A new upload of `user` in `org` at offset 0 of 10 bytes, not yet stored, expiring in an
+/// hour.
+#[must_use]
+pub fn new_upload(org: &mediabox_domain::OrgId, user: &mediabox_domain::UserId) -> mediabox_domain::upload::Upload {
+    let (sha256_state, md5_state) = mediabox_domain::hashing::Hashes::default().to_state();
+    let now = chrono::Utc::now();
+    mediabox_domain::upload::Upload {
+        id: mediabox_domain::UploadId::random(),
+        org: org.clone(),
+        user: user.clone(),
+        filename: "a.jpg".into(),
+        offset: 0,
+        total: Some(10),
+        sha256_state,
+        md5_state,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        media: None,
+        staging_state: None,
+        event: None,
+        concat: None,
+    }
+}

@@ -6,7 +6,6 @@ use std::time::Duration;
 use chrono::Utc;
 use mediabox_domain::catalog::{ItemDeleted, ItemKind, ItemWrite, WriteRejected};
 use mediabox_domain::event::{EventPatch, NewEvent, RemoveManagerOutcome};
-use mediabox_domain::hashing::Hashes;
 use mediabox_domain::media::{Deleter, Reference};
 use mediabox_domain::media::{MediaKind, NewMedia};
 use mediabox_domain::page::{Cursor, PageRequest};
@@ -14,7 +13,7 @@ use mediabox_domain::ports::CatalogRepository;
 use mediabox_domain::ports::{EventRepository, MediaRepository, UploadRepository};
 use mediabox_domain::upload::{ChunkAdvance, Upload};
 use mediabox_domain::{MediaId, OrgId, UploadId, UserId};
-use mediabox_persistence::testing::TestDb;
+use mediabox_persistence::testing::{self, TestDb};
 use mediabox_persistence::{
     Db, DieselCatalogRepository, DieselEventRepository, DieselMediaRepository, DieselUploadRepository,
 };
@@ -257,23 +256,7 @@ fn user(u: &str) -> UserId {
 }
 
 fn new_upload() -> Upload {
-    let (s, m) = Hashes::default().to_state();
-    Upload {
-        id: UploadId::random(),
-        org: org(),
-        user: user("u-1"),
-        filename: "a.jpg".into(),
-        offset: 0,
-        total: Some(10),
-        sha256_state: s,
-        md5_state: m,
-        created_at: Utc::now(),
-        expires_at: Utc::now() + chrono::Duration::hours(1),
-        media: None,
-        staging_state: None,
-        event: None,
-        concat: None,
-    }
+    testing::new_upload(&org(), &user("u-1"))
 }
 
 fn new_media(org: &OrgId, by: &str) -> NewMedia {

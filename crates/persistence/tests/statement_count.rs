@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mediabox_domain::event::NewEvent;
-use mediabox_domain::hashing::Hashes;
 use mediabox_domain::media::{blob_key, Deleter, MediaKind, NewMedia};
 use mediabox_domain::ports::{EventRepository, MediaRepository, UploadRepository};
 use mediabox_domain::upload::Upload;
 use mediabox_domain::{OrgId, UploadId, UserId};
-use mediabox_persistence::testing::TestDb;
+use mediabox_persistence::testing::{new_upload, TestDb};
 use mediabox_persistence::{statements_sent, Db, DieselEventRepository, DieselMediaRepository, DieselUploadRepository};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -39,23 +38,7 @@ async fn statements_for(db: &Db, n: usize) -> Result<(usize, usize), Box<dyn std
         .await?;
     let mut uuids = Vec::new();
     for i in 0..n {
-        let (s, m) = Hashes::default().to_state();
-        let up = Upload {
-            id: UploadId::random(),
-            org: org.clone(),
-            user: user.clone(),
-            filename: "a".into(),
-            offset: 1,
-            total: None,
-            sha256_state: s,
-            md5_state: m,
-            created_at: Utc::now(),
-            expires_at: Utc::now() + chrono::Duration::hours(1),
-            media: None,
-            staging_state: None,
-            event: None,
-            concat: None,
-        };
+        let up = Upload { offset: 1, total: None, ..new_upload(&org, &user) };
         uploads.create(&up, uuid::Uuid::new_v4(), Utc::now()).await?;
         let sha = format!("{:064x}", i + n * 1_000_000);
         let new = NewMedia {
@@ -149,23 +132,7 @@ async fn a_one_statement_write_is_sent_without_a_transaction_on_postgres() -> Te
     let db = Db::connect(&t.url, 1, Duration::from_secs(5))?;
     db.migrate()?;
     let uploads = DieselUploadRepository::new(db.clone());
-    let (s, m) = Hashes::default().to_state();
-    let up = Upload {
-        id: UploadId::random(),
-        org: OrgId::new("acme")?,
-        user: UserId::new("u-1")?,
-        filename: "a".into(),
-        offset: 0,
-        total: Some(3),
-        sha256_state: s,
-        md5_state: m,
-        created_at: Utc::now(),
-        expires_at: Utc::now() + chrono::Duration::hours(1),
-        media: None,
-        staging_state: None,
-        event: None,
-        concat: None,
-    };
+    let up = Upload { total: Some(3), ..new_upload(&OrgId::new("acme")?, &UserId::new("u-1")?) };
     uploads.find(up.id).await?;
     let before = statements_sent();
     uploads.insert(&up).await?;
