@@ -70,18 +70,6 @@ impl Drop for TestDb {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::replace_db;
-
-    #[test]
-    fn the_database_name_is_replaced_and_options_kept() {
-        assert_eq!(replace_db("postgres://u@h:1/test", "x"), "postgres://u@h:1/x");
-        assert_eq!(replace_db("postgres://u@h:1/test?sslmode=disable", "x"), "postgres://u@h:1/x?sslmode=disable");
-        assert_eq!(replace_db("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-    }
-}
-
 /// A new upload of `user` in `org` at offset 0 of 10 bytes, not yet stored, expiring in an
 /// hour.
 #[must_use]
@@ -103,5 +91,17 @@ pub fn new_upload(org: &mediabox_domain::OrgId, user: &mediabox_domain::UserId) 
         staging_state: None,
         event: None,
         concat: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_db;
+
+    #[test]
+    fn the_database_name_is_replaced_and_options_kept() {
+        assert_eq!(replace_db("postgres://u@h:1/test", "x"), "postgres://u@h:1/x");
+        assert_eq!(replace_db("postgres://u@h:1/test?sslmode=disable", "x"), "postgres://u@h:1/x?sslmode=disable");
+        assert_eq!(replace_db("postgres://u@h:1", "x"), "postgres://u@h:1/x");
     }
 }

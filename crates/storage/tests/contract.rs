@@ -7,7 +7,7 @@
 
 use futures_util::StreamExt;
 use mediabox_domain::media::blob_key;
-use mediabox_domain::ports::{BlobStore, ByteStream, WriteSize};
+use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, WriteSize};
 use mediabox_domain::{StoreError, UploadId};
 use mediabox_storage::testing::S3Server;
 use mediabox_storage::FsBlobStore;
@@ -83,17 +83,33 @@ async fn send_as(
     piece: usize,
     whole: bool,
 ) -> TestResult {
-    let len = len_known.then_some(bytes.len() as u64);
-    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), len, whole).await? {
-        row.state = Some(opened);
-    }
-    let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), WriteSize { len, whole }).await?;
+    let mut w = writer_for(store, row, len_known.then_some(bytes.len() as u64), whole).await?;
     for p in bytes.chunks(piece) {
         w.write(bytes::Bytes::copy_from_slice(p)).await?;
     }
     row.state = w.finish().await?;
     row.offset += bytes.len() as u64;
     Ok(())
+}
+
+/// What the domain opens for a chunk announced at `announced` bytes (recorded in the row)
+/// and the writer it then gets.
+async fn writer_for(
+    store: &dyn BlobStore,
+    row: &mut Row,
+    announced: Option<u64>,
+    whole: bool,
+) -> Result<Box<dyn ChunkWriter>, StoreError> {
+    if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), announced, whole).await? {
+        row.state = Some(opened);
+    }
+    store.staging_writer(row.id, row.offset, row.state.clone(), WriteSize { len: announced, whole }).await
+}
+
+/// The row's upload committed, and its blob read back.
+async fn committed(store: &dyn BlobStore, row: &Row) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    let key = commit(store, row).await?;
+    Ok(collect(store.read(&key, None).await?).await?)
 }
 
 async fn collect(mut s: ByteStream) -> std::io::Result<Vec<u8>> {
@@ -374,7 +390,7 @@ async fn a_blob_is_given_as_a_local_file_for_programs_that_read_files(
     s3: Option<&S3Server>,
 ) -> TestResult {
     let mut row = Row::new();
-    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let bytes = bytes(3_000_000, 51);
     send(store, &mut row, &bytes, true, 1 << 20).await?;
     let key = commit(store, &row).await?;
     let file = store.local_file(&key).await?;
@@ -467,7 +483,7 @@ async fn a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing
     _s3: Option<&S3Server>,
 ) -> TestResult {
     for size in [1, 64 * KIB, 4 * MIB, 8 * MIB, 8 * MIB + 1, 12 * MIB] {
-        let bytes: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let bytes = bytes(size, 53);
         let mut row = Row::new();
         send_as(store, &mut row, &bytes, true, 256 * KIB, true).await?;
         let key = commit(store, &row).await?;
@@ -482,16 +498,15 @@ async fn a_whole_file_written_at_once_completes_with_its_bytes_or_leaves_nothing
     // when it is refused halfway.
     for written in [8 * MIB, 3 * MIB] {
         let bytes = vec![3u8; 8 * MIB];
-        let id = UploadId::random();
-        let size = WriteSize { len: Some(bytes.len() as u64), whole: true };
-        let mut w = store.staging_writer(id, 0, None, size).await?;
+        let mut row = Row::new();
+        let mut w = writer_for(store, &mut row, Some(bytes.len() as u64), true).await?;
         for p in bytes[..written].chunks(64 * KIB) {
             w.write(bytes::Bytes::copy_from_slice(p)).await?;
         }
         w.abandon().await;
         drop(w);
         assert!(store.list_blobs().await?.is_empty(), "{written}: {:?}", store.list_blobs().await?);
-        store.delete_staging(id, None).await?;
+        store.delete_staging(row.id, None).await?;
         assert!(store.list_staging().await?.is_empty());
     }
     // Abandoned (or expired) before complete: nothing is left anywhere.
@@ -535,7 +550,7 @@ async fn a_chunk_that_ends_before_its_announced_length_keeps_what_arrived(
     store: &dyn BlobStore,
     _s3: Option<&S3Server>,
 ) -> TestResult {
-    let bytes: Vec<u8> = (0..30 * MIB).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect();
+    let bytes = bytes(30 * MIB, 41);
     // Small objects first (3 MiB under the part minimum), then chunks announced at 20 MiB
     // that end after 3 + 9.5 MiB (inside the second part), then after 1 MiB (inside the
     // first part, which carries the small objects), then the rest whole.
@@ -543,12 +558,7 @@ async fn a_chunk_that_ends_before_its_announced_length_keeps_what_arrived(
     send(store, &mut row, &bytes[..3 * MIB], true, 256 * KIB).await?;
     for arrived in [9 * MIB + MIB / 2, MIB] {
         let at = usize::try_from(row.offset)?;
-        let announced = Some(20 * MIB as u64);
-        if let Some(opened) = store.prepare_staging(row.id, row.state.clone(), announced, false).await? {
-            row.state = Some(opened);
-        }
-        let size = WriteSize { len: announced, whole: false };
-        let mut w = store.staging_writer(row.id, row.offset, row.state.clone(), size).await?;
+        let mut w = writer_for(store, &mut row, Some(20 * MIB as u64), false).await?;
         for p in bytes[at..at + arrived].chunks(256 * KIB) {
             w.write(bytes::Bytes::copy_from_slice(p)).await?;
         }
@@ -557,10 +567,7 @@ async fn a_chunk_that_ends_before_its_announced_length_keeps_what_arrived(
     }
     let at = usize::try_from(row.offset)?;
     send(store, &mut row, &bytes[at..], true, 256 * KIB).await?;
-    let key = commit(store, &row).await?;
-    let got = collect(store.read(&key, None).await?).await?;
-    assert_eq!(got.len(), bytes.len());
-    assert!(got == bytes, "the bytes differ");
+    assert_eq!(sha(&committed(store, &row).await?), sha(&bytes));
     assert!(store.list_staging().await?.is_empty(), "no staging left");
     Ok(())
 }
@@ -572,14 +579,12 @@ async fn bytes_kept_aside_beyond_a_part_go_whole_into_the_next(
     store: &dyn BlobStore,
     _s3: Option<&S3Server>,
 ) -> TestResult {
-    let bytes: Vec<u8> = (0..24 * MIB).map(|i| (i % 241) as u8 ^ (i >> 19) as u8).collect();
+    let bytes = bytes(24 * MIB, 43);
     let mut row = Row::new();
     send(store, &mut row, &bytes[..12 * MIB], false, 256 * KIB).await?;
     send(store, &mut row, &bytes[12 * MIB..15 * MIB], true, 256 * KIB).await?;
     send(store, &mut row, &bytes[15 * MIB..], true, 256 * KIB).await?;
-    let key = commit(store, &row).await?;
-    let got = collect(store.read(&key, None).await?).await?;
-    assert!(got == bytes, "the bytes differ");
+    assert_eq!(sha(&committed(store, &row).await?), sha(&bytes));
     Ok(())
 }
 
@@ -590,14 +595,9 @@ async fn a_part_whose_stream_fails_midway_is_gathered_and_sent_again(
     store: &dyn BlobStore,
     s3: Option<&S3Server>,
 ) -> TestResult {
-    let bytes: Vec<u8> = (0..20 * MIB).map(|i| (i % 239) as u8 ^ (i >> 18) as u8).collect();
+    let bytes = bytes(20 * MIB, 47);
     let mut row = Row::new();
-    let announced = Some(bytes.len() as u64);
-    if let Some(opened) = store.prepare_staging(row.id, None, announced, false).await? {
-        row.state = Some(opened);
-    }
-    let size = WriteSize { len: announced, whole: false };
-    let mut w = store.staging_writer(row.id, 0, row.state.clone(), size).await?;
+    let mut w = writer_for(store, &mut row, Some(bytes.len() as u64), false).await?;
     for (i, p) in bytes.chunks(256 * KIB).enumerate() {
         if i == 12 {
             // 3 MiB into the first part.
@@ -609,8 +609,6 @@ async fn a_part_whose_stream_fails_midway_is_gathered_and_sent_again(
     }
     row.state = w.finish().await?;
     row.offset = bytes.len() as u64;
-    let key = commit(store, &row).await?;
-    let got = collect(store.read(&key, None).await?).await?;
-    assert!(got == bytes, "the bytes differ");
+    assert_eq!(sha(&committed(store, &row).await?), sha(&bytes));
     Ok(())
 }
