@@ -47,13 +47,15 @@ set yrange [0:*]
 # Room above the tallest bar for its label.
 set offsets 0, 0, graph 0.12, 0
 set grid ytics
+# A bar's label on a white box: the reference line never strikes through it.
+set style textbox opaque noborder
 set xtics rotate by -20
 set rmargin 20
 set bmargin 7
 unset key
 $(ref=$(reference "$chart"); [ -n "$ref" ] && echo "set arrow from graph 0, first $ref to graph 1, first $ref nohead lc rgb '#c0392b' dt 2 lw 2")
 plot "$OUT/$chart.dat" using 0:2:xtic(1) with boxes lc rgb "#3b7dd8", \
-     "" using 0:2:(sprintf("%g", \$2)) with labels offset 0,0.8
+     "" using 0:2:(sprintf("%g", \$2)) with labels boxed offset 0,0.8
 GP
   rm -f "$OUT/$chart.dat"
   echo "chart: $OUT/$chart.png"
