@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod hashing;
 pub mod ids;
+pub mod kept;
 pub mod media;
 pub mod page;
 pub mod ports;

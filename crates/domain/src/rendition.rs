@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use sha2::Digest;
 
 use crate::error::{RepoError, StoreError};
+use crate::kept::Kept;
 use crate::media::{open_blob, Media, MediaKind, Opened, RangeSpec, Unreadable};
 use crate::ports::{BlobStore, Clock, MediaProcessor, MediaRepository};
 pub use crate::render::Variant;
@@ -171,7 +172,7 @@ pub struct RenditionService {
     /// Renditions just made (key, bytes), newest last: the request that made one serves
     /// it from here instead of reading back what it just stored (on S3 a request, and
     /// the time to the first thumbnail). Taken by the first `open`.
-    just_made: Mutex<std::collections::VecDeque<(String, Bytes)>>,
+    just_made: Kept<String, Bytes>,
 }
 
 /// How many renditions just made are kept for their first `open` (a thumbnail is a few
@@ -196,7 +197,7 @@ impl RenditionService {
             limits,
             permits,
             making: Mutex::new(HashMap::new()),
-            just_made: Mutex::default(),
+            just_made: Kept::new(JUST_MADE),
         }
     }
 
@@ -247,7 +248,7 @@ impl RenditionService {
         rendition: Rendition,
         range: Option<RangeSpec>,
     ) -> Result<(Rendition, Opened), RenditionError> {
-        if let Some(bytes) = self.take_just_made(&rendition.key()).filter(|b| b.len() as u64 == rendition.size) {
+        if let Some(bytes) = self.just_made.take(&rendition.key()).filter(|b| b.len() as u64 == rendition.size) {
             let range = range.map(|s| s.resolve(rendition.size).ok_or(Unreadable::Range { size: rendition.size }));
             let range = range.transpose()?;
             let part = match range {
@@ -303,12 +304,6 @@ impl RenditionService {
             Some(RenditionRecord::NotDecodable) => Err(not_decodable(media)),
             None => Ok(None),
         }
-    }
-
-    fn take_just_made(&self, key: &str) -> Option<Bytes> {
-        let mut made = self.just_made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let at = made.iter().position(|(k, _)| k == key)?;
-        made.remove(at).map(|(_, b)| b)
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -370,11 +365,7 @@ impl RenditionService {
             self.media.save_rendition(&media.blob_key, variant, &RenditionRecord::Ready(rendition.clone()), now).await;
         match saved {
             Ok(true) => {
-                let mut made = self.just_made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if made.len() >= JUST_MADE {
-                    made.pop_front();
-                }
-                made.push_back((key, bytes));
+                self.just_made.put(key, bytes);
                 Ok(rendition)
             }
             Ok(false) => {

@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
+use mediabox_domain::kept::Kept;
 use mediabox_domain::ports::{BlobStore, ByteStream, ChunkWriter, LocalFile, StoredBlob, WriteSize};
 use mediabox_domain::{StoreError, UploadId};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -79,7 +80,7 @@ pub struct S3BlobStore {
     s3: Arc<AmazonS3>,
     /// The heads of files put whole by this process, until their complete asks for them
     /// (most completes come to the instance that took the bytes): no GET to sniff them.
-    heads: Arc<std::sync::Mutex<std::collections::VecDeque<(UploadId, Bytes)>>>,
+    heads: Arc<Kept<UploadId, Bytes>>,
     /// HTTP requests sent to the S3 service, retries included (`/metrics`, the bench and
     /// the contract tests count requests per upload with it).
     requests: Arc<AtomicU64>,
@@ -241,21 +242,7 @@ impl S3BlobStore {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { s3: Arc::new(s3), requests, heads: Arc::default(), http })
-    }
-
-    fn remember_head(&self, upload: UploadId, head: Bytes) {
-        let mut heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if heads.len() >= HEADS_CACHED {
-            heads.pop_front();
-        }
-        heads.push_back((upload, head));
-    }
-
-    fn take_head(&self, upload: UploadId) -> Option<Bytes> {
-        let mut heads = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let at = heads.iter().position(|(u, _)| *u == upload)?;
-        heads.remove(at).map(|(_, h)| h)
+        Ok(Self { s3: Arc::new(s3), requests, heads: Arc::new(Kept::new(HEADS_CACHED)), http })
     }
 
     /// How many HTTP requests this store has sent to the S3 service so far, retries
@@ -753,7 +740,7 @@ impl ChunkWriter for S3ChunkWriter {
             if let Some(put) = w.put {
                 put.end().await?;
             }
-            self.store.remember_head(self.upload, Bytes::from(w.head));
+            self.store.heads.put(self.upload, Bytes::from(w.head));
             self.st.parted = self.end;
             self.st.whole = true;
             return self.st.to_json().map(Some);
@@ -883,7 +870,7 @@ impl BlobStore for S3BlobStore {
             if dest != upload_blob_path(upload)? || st.parted != size {
                 return Err(StoreError::Other("a file put whole completes only as itself".into()));
             }
-            if let Some(cached) = self.take_head(upload) {
+            if let Some(cached) = self.heads.take(&upload) {
                 if cached.len() >= head || cached.len() as u64 == size {
                     return Ok(cached[..head.min(cached.len())].to_vec());
                 }
@@ -914,7 +901,7 @@ impl BlobStore for S3BlobStore {
         if st.whole {
             // An upload put whole and never completed (abandoned, expired): its bytes are
             // where its blob would have gone.
-            self.take_head(upload);
+            self.heads.take(&upload);
             match self.s3.delete(&upload_blob_path(upload)?).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => freed += st.parted,
                 Err(e) => return Err(store_error(e)),
