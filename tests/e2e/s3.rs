@@ -9,6 +9,7 @@ use mediabox_tests::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::tus::a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_there;
 use crate::uploads::{
     a_chunk_racing_completes_never_changes_the_completed_file, a_refused_first_chunk_leaves_no_upload_and_no_bytes,
 };
@@ -26,6 +27,13 @@ on_both_databases!(using start_on_s3, |_| {};
     a_crash_between_a_whole_file_put_and_its_row_leaves_an_orphan_gc_removes,
     a_tus_upload_sent_in_one_patch_is_one_put_and_a_broken_one_keeps_nothing,
     a_crash_between_a_patchs_put_and_its_record_is_collected_with_the_expired_upload,
+);
+
+// SPEC 12's bound on S3, with a chunk limit over a part: an interrupted PATCH loses at
+// most the last chunk limit of what arrived, also when it broke off inside a part that
+// was streaming to S3.
+on_both_databases!(using start_on_s3, |c| c.max_chunk_bytes = 12 << 20;
+    a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_there,
 );
 
 const KIB: usize = 1024;

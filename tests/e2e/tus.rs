@@ -492,7 +492,9 @@ pub(crate) async fn patch_cut_off(
     Ok(())
 }
 
-async fn a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_there(s: TestServer) -> TestResult {
+pub(crate) async fn a_patch_cut_off_mid_body_keeps_what_arrived_and_the_client_resumes_there(
+    s: TestServer,
+) -> TestResult {
     let u = s.as_user("u-1", "acme", ALL);
     let limit = usize::try_from(s.config.max_chunk_bytes)?;
     let bytes = file(3 * limit + 12_345, 9);
